@@ -1,0 +1,151 @@
+"""Model names: the project's registry plus ``timm:``, ``torchvision:`` and ``file:`` sources."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+
+from metamers.errors import ModelError
+from metamers.models.base import PixelModel
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A named model in the registry.
+
+    Attributes
+    ----------
+    name
+        Registry name (a bare name on the command line).
+    build
+        ``build(random_weights: bool) -> PixelModel``.
+    source
+        Where its weights come from (``bundled``, ``zoo``, ...).
+    description
+        One line for ``metamers models``.
+    offline
+        Returns whether its weights are available with no network.
+    info
+        Extra columns for ``metamers models`` (accuracy, robustness, ...).
+    """
+
+    name: str
+    build: Callable[..., PixelModel]
+    source: str
+    description: str
+    offline: Callable[[], bool] = lambda: True
+    info: Callable[[], dict] = field(default=lambda: {})
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(entry: ModelEntry) -> None:
+    """Add (or replace) a model in the registry."""
+    _REGISTRY[entry.name] = entry
+
+
+def registered_models() -> list[ModelEntry]:
+    """Every registered model, sorted by name."""
+    _ensure_builtin_models()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def _ensure_builtin_models() -> None:
+    if _REGISTRY:
+        return
+    from metamers.models.efficientnet_lite import (
+        LITE_VARIANTS,
+        build_efficientnet_lite,
+        lite_weights_path,
+    )
+
+    for name, size in LITE_VARIANTS.items():
+        register_model(
+            ModelEntry(
+                name=name,
+                build=partial(_build_lite, name),
+                source="bundled",
+                description=f"EfficientNet-{name[-5:].capitalize()}, ImageNet-1k, {size}px",
+                offline=partial(lambda n: lite_weights_path(n) is not None, name),
+            )
+        )
+    try:
+        from metamers.models import zoo
+    except ImportError:
+        return
+    zoo.register_zoo_models(register_model)
+
+
+def _build_lite(name: str, *, random_weights: bool = False) -> PixelModel:
+    from metamers.models.efficientnet_lite import build_efficientnet_lite
+
+    return build_efficientnet_lite(name, random_weights=random_weights)
+
+
+def load_model(
+    name: str,
+    *,
+    random_weights: bool = False,
+    weights: str | None = None,
+    trust_code: bool = False,
+    device: str | torch.device | None = None,
+) -> PixelModel:
+    """Load a model by name.
+
+    Parameters
+    ----------
+    name
+        A registry name (``efficientnet_lite0``), ``timm:ARCH``,
+        ``torchvision:ARCH`` or ``file:PATH.py[:FUNCTION]``.
+    random_weights
+        Build the architecture untrained (no download).
+    weights
+        A local weights file (``.safetensors`` or a torch state dict) to load
+        into a ``timm:``/``torchvision:`` architecture instead of the hub's.
+    trust_code
+        Required for ``file:`` models, whose code runs on load.
+    device
+        Where to put the model (default: CPU).
+
+    Raises
+    ------
+    ModelError
+        Unknown name, unavailable weights, or a model that breaks the contract.
+    """
+    source, sep, rest = name.partition(":")
+    from metamers.models import sources
+
+    if sep and source == "timm":
+        model = sources.build_timm(rest, random_weights=random_weights, weights=weights)
+    elif sep and source == "torchvision":
+        model = sources.build_torchvision(rest, random_weights=random_weights, weights=weights)
+    elif sep and source == "file":
+        model = sources.build_from_file(rest, trust_code=trust_code, random_weights=random_weights)
+    elif sep:
+        raise ModelError(f"unknown model source {source!r}; use timm:, torchvision: or file:")
+    else:
+        model = _load_registered(name, random_weights=random_weights, weights=weights)
+    return model.to(device) if device is not None else model
+
+
+def _load_registered(name: str, *, random_weights: bool, weights: str | None) -> PixelModel:
+    _ensure_builtin_models()
+    if name not in _REGISTRY:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ModelError(
+            f"unknown model {name!r}{hint} (see `metamers models`; or use timm:NAME, "
+            "torchvision:NAME, file:PATH.py)"
+        )
+    model = _REGISTRY[name].build(random_weights=random_weights)
+    if weights is not None:
+        from metamers.models.sources import apply_weights, load_state_dict
+
+        apply_weights(model.net, load_state_dict(weights), weights)
+    return model

@@ -1,0 +1,155 @@
+"""Building models from their sources: bundled weights, timm, torchvision, user files."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from metamers.errors import ModelError
+from metamers.models.base import Normalize, PixelModel
+
+IMAGENET = "imagenet"
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a weights file safely (``.safetensors`` or ``weights_only`` torch pickle)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot load weights from {path} safely: {exc}") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ModelError(f"{path} does not hold a state dict (got {type(state).__name__})")
+    return state
+
+
+def apply_weights(net: nn.Module, state: dict[str, torch.Tensor], origin: str) -> None:
+    """Load ``state`` into ``net`` strictly, with a one-line error on mismatch."""
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:2]
+        raise ModelError(f"weights from {origin} do not fit the architecture: {' '.join(first)}")
+
+
+def _imagenet_names() -> tuple[str, ...]:
+    from metamers.labels import imagenet_class_names
+
+    return imagenet_class_names()
+
+
+def build_timm(
+    arch: str, *, random_weights: bool = False, weights: str | None = None
+) -> PixelModel:
+    """A timm model with its own preprocessing; pretrained from the hub unless told otherwise."""
+    import timm
+
+    if arch not in timm.list_models():
+        close = timm.list_models(f"*{arch}*")[:5]
+        raise ModelError(f"timm has no model {arch!r}" + (f"; close: {', '.join(close)}" if close else ""))
+    pretrained = not random_weights and weights is None
+    try:
+        net = timm.create_model(arch, pretrained=pretrained)
+    except Exception as exc:  # hub errors come in many types
+        raise ModelError(
+            f"cannot fetch pretrained weights for timm:{arch} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); offline? pass --weights FILE "
+            "or --random-weights"
+        ) from exc
+    if weights is not None:
+        apply_weights(net, load_state_dict(weights), weights)
+    cfg = net.pretrained_cfg
+    n_classes = getattr(net, "num_classes", None)
+    return PixelModel(
+        net,
+        name=f"timm:{arch}",
+        input_shape=tuple(cfg.get("input_size", (3, 224, 224))),
+        preprocess=Normalize(cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))),
+        label_space=IMAGENET if n_classes == 1000 else None,
+        class_names=_imagenet_names() if n_classes == 1000 else None,
+        source="timm",
+        info={"pretrained": pretrained or weights is not None},
+    )
+
+
+def build_torchvision(
+    arch: str, *, random_weights: bool = False, weights: str | None = None
+) -> PixelModel:
+    """A torchvision model; pretrained ``DEFAULT`` weights from the hub unless told otherwise."""
+    import torchvision
+
+    if arch not in torchvision.models.list_models():
+        raise ModelError(f"torchvision has no model {arch!r}")
+    default = torchvision.models.get_model_weights(arch).DEFAULT
+    pretrained = not random_weights and weights is None
+    try:
+        net = torchvision.models.get_model(arch, weights=default if pretrained else None)
+    except Exception as exc:
+        raise ModelError(
+            f"cannot fetch pretrained weights for torchvision:{arch} ({type(exc).__name__}); "
+            "offline? pass --weights FILE or --random-weights"
+        ) from exc
+    if weights is not None:
+        apply_weights(net, load_state_dict(weights), weights)
+    transform = default.transforms()
+    size = int(transform.crop_size[0])
+    return PixelModel(
+        net,
+        name=f"torchvision:{arch}",
+        input_shape=(3, size, size),
+        preprocess=Normalize(transform.mean, transform.std),
+        label_space=IMAGENET,
+        class_names=_imagenet_names(),
+        source="torchvision",
+        info={"pretrained": pretrained or weights is not None},
+    )
+
+
+def build_from_file(
+    spec: str, *, trust_code: bool = False, random_weights: bool = False
+) -> PixelModel:
+    """Run a user's model file and call its builder (``file:PATH.py`` or ``file:PATH.py:FUNC``).
+
+    The file must define ``build_model(pretrained: bool = True) -> PixelModel``
+    (or the function named after the second colon). Because this executes
+    the file's code, it is refused unless ``trust_code`` is set.
+    """
+    path_text, _, func_name = spec.partition(".py:")
+    path = Path(path_text if not func_name else path_text + ".py")
+    func_name = func_name or "build_model"
+    if not trust_code:
+        raise ModelError(
+            f"loading file:{path} runs its Python code; pass --trust-code (CLI) or trust_code=True"
+        )
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    module_spec = importlib.util.spec_from_file_location(f"metamers_user_model_{path.stem}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise ModelError(f"cannot import {path} as a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ModelError(f"running {path} failed: {type(exc).__name__}: {exc}") from exc
+    builder = getattr(module, func_name, None)
+    if not callable(builder):
+        raise ModelError(f"{path} defines no function {func_name}(pretrained: bool = True)")
+    model = builder(pretrained=not random_weights)
+    if not isinstance(model, PixelModel):
+        raise ModelError(
+            f"{path}:{func_name} returned {type(model).__name__}; return a metamers.models.PixelModel "
+            "(see docs/model-contract.md)"
+        )
+    model.source = "file"
+    return model

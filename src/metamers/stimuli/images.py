@@ -1,0 +1,153 @@
+"""Decoding image files into float tensors, whatever their mode or size."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from metamers.errors import StimulusError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+MAX_DECODED_SIDE = 4096
+"""Images larger than this on their longest side are reduced while decoding."""
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """Decode an image file into a float tensor of shape ``(C, H, W)`` in ``[0, 1]``.
+
+    Grey images give one channel; every other mode (RGBA, palette, CMYK, 16-bit)
+    gives three, composited on white where there is transparency. EXIF
+    orientation is applied. Huge images are reduced while decoding so memory
+    stays bounded.
+
+    Parameters
+    ----------
+    path
+        The image file.
+
+    Returns
+    -------
+    torch.Tensor
+        ``float32`` tensor, ``(1, H, W)`` or ``(3, H, W)``.
+
+    Raises
+    ------
+    StimulusError
+        The file is missing or is not a decodable image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StimulusError(f"image not found: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.draft("RGB", (MAX_DECODED_SIDE, MAX_DECODED_SIDE))
+                img = ImageOps.exif_transpose(img)
+                img.load()
+                return pil_to_tensor(_shrink(img))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise StimulusError(f"cannot decode image {path}: {exc}") from exc
+    except Image.DecompressionBombError as exc:
+        raise StimulusError(f"image {path} is too large to decode safely: {exc}") from exc
+
+
+def _shrink(img: Image.Image) -> Image.Image:
+    factor = int(np.ceil(max(img.size) / MAX_DECODED_SIDE))
+    if factor > 1:
+        img = img.reduce(factor) if img.mode in ("L", "RGB", "RGBA", "I", "F") else img
+    return img
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """Convert a PIL image of any mode to a ``(C, H, W)`` float tensor in ``[0, 1]``."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        arr = np.asarray(img, dtype=np.float32) / 65535.0
+        return torch.from_numpy(np.ascontiguousarray(arr))[None]
+    if img.mode == "I":
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        return torch.from_numpy((arr / scale).astype(np.float32))[None]
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        return torch.from_numpy(np.clip(arr, 0.0, 1.0))[None]
+    if img.mode in ("1", "L"):
+        return array_to_tensor(np.asarray(img.convert("L")))
+    if img.mode == "LA" or img.mode == "P" and "transparency" in img.info or img.mode == "RGBA":
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return array_to_tensor(np.asarray(img.convert("RGB")))
+
+
+def array_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """Convert an ``(H, W)`` or ``(H, W, C)`` integer or float array to ``(C, H, W)`` in ``[0, 1]``.
+
+    Integer arrays are scaled by their dtype's maximum; float arrays are
+    assumed to be in ``[0, 1]`` already and are clipped. A fourth (alpha)
+    channel is composited on white.
+    """
+    arr = np.asarray(arr)
+    if np.issubdtype(arr.dtype, np.integer):
+        data = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+    elif arr.dtype == bool:
+        data = arr.astype(np.float32)
+    else:
+        data = np.clip(arr.astype(np.float32), 0.0, 1.0)
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.ndim != 3:
+        raise StimulusError(f"expected an image array of 2 or 3 dimensions, got shape {arr.shape}")
+    if data.shape[-1] == 4:
+        rgb, alpha = data[..., :3], data[..., 3:]
+        data = rgb * alpha + (1.0 - alpha)
+    if data.shape[-1] not in (1, 3):
+        raise StimulusError(f"expected 1, 3 or 4 channels, got shape {arr.shape}")
+    return torch.from_numpy(np.ascontiguousarray(data.transpose(2, 0, 1)))
+
+
+def fit_image(image: torch.Tensor, input_shape: tuple[int, int, int]) -> torch.Tensor:
+    """Square-crop (centre), resize and match channels to a model's input shape.
+
+    The published convention: the largest centred square is cut out, then
+    resized (bilinear, antialiased) to the model's input size.
+
+    Parameters
+    ----------
+    image
+        ``(C, H, W)`` tensor in ``[0, 1]`` with one or three channels.
+    input_shape
+        ``(C, H, W)`` the model expects.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(C, H, W)`` tensor matching ``input_shape``, in ``[0, 1]``.
+    """
+    channels, height, width = input_shape
+    _, h, w = image.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = image[:, top : top + side, left : left + side]
+    if (side, side) != (height, width):
+        square = torch.nn.functional.interpolate(
+            square[None], size=(height, width), mode="bilinear", antialias=True, align_corners=False
+        )[0]
+    return match_channels(square.clamp(0.0, 1.0), channels)
+
+
+def match_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
+    """Convert a ``(C, H, W)`` image between grey (1) and colour (3) channels."""
+    have = image.shape[0]
+    if have == channels:
+        return image
+    if have == 1 and channels == 3:
+        return image.expand(3, -1, -1).clone()
+    if have == 3 and channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype)
+        return (image * weights[:, None, None]).sum(0, keepdim=True)
+    raise StimulusError(f"cannot convert a {have}-channel image to {channels} channels")

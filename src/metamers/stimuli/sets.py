@@ -1,0 +1,235 @@
+"""Stimulus sets: bundled photos, image folders and file lists, behind one spec string.
+
+A *spec* names a set: ``bundled:photos``, a folder (optionally with one
+sub-folder per class), a single file, or a comma-separated list of files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from metamers.errors import StimulusError
+from metamers.stimuli.images import IMAGE_SUFFIXES, fit_image, load_image
+
+
+@dataclass(frozen=True)
+class Stimulus:
+    """One natural stimulus.
+
+    Attributes
+    ----------
+    id
+        Short unique name within its set (used in file names and tables).
+    source
+        Where it comes from: a file path or ``package:name``.
+    label
+        Human-readable class name, or ``None`` when no label is clear.
+    target
+        Class index in the set's ``label_space`` (e.g. an ImageNet index), or ``None``.
+    """
+
+    id: str
+    source: str
+    label: str | None = None
+    target: int | None = None
+
+
+@dataclass
+class StimulusSet(Sequence[Stimulus]):
+    """An ordered, named collection of stimuli and the means to load them.
+
+    Attributes
+    ----------
+    spec
+        The spec string this set was resolved from.
+    stimuli
+        The stimuli, in order.
+    loader
+        Callable returning the raw tensor of a stimulus (``(C, H, W)`` images
+        in ``[0, 1]``; ``(T,)`` waveforms in ``[-1, 1]``).
+    label_space
+        What ``Stimulus.target`` indexes: ``"imagenet"``, ``"folders"``,
+        ``"mnist"``, ... or ``None``.
+    modality
+        ``"image"`` or ``"audio"``.
+    """
+
+    spec: str
+    stimuli: list[Stimulus]
+    loader: Callable[[Stimulus], torch.Tensor]
+    label_space: str | None = None
+    modality: str = "image"
+    skip_bad: bool = False
+    _bad: set[str] = field(default_factory=set, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.stimuli)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return replace(self, stimuli=self.stimuli[index])
+        return self.stimuli[index]
+
+    @property
+    def ids(self) -> list[str]:
+        """Stimulus ids, in order."""
+        return [s.id for s in self.stimuli]
+
+    def limit(self, n: int | None) -> StimulusSet:
+        """Return the first ``n`` stimuli (all when ``n`` is ``None``)."""
+        return self if n is None else self[:n]
+
+    def select(self, ids: Sequence[str]) -> StimulusSet:
+        """Return the stimuli with the given ids, in the given order."""
+        by_id = {s.id: s for s in self.stimuli}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise StimulusError(f"no stimulus with id(s) {missing} in {self.spec}")
+        return replace(self, stimuli=[by_id[i] for i in ids])
+
+    def fingerprint(self) -> str:
+        """A short hash of the set's identity (spec, ids, sources), for cache keys."""
+        text = "\n".join([self.spec, *(f"{s.id}\t{s.source}" for s in self.stimuli)])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def load_raw(self, stimulus: Stimulus) -> torch.Tensor:
+        """Load one stimulus as its raw tensor (no resizing)."""
+        return self.loader(stimulus)
+
+    def load(self, stimulus: Stimulus, input_shape: tuple[int, ...]) -> torch.Tensor:
+        """Load one stimulus fitted to a model's ``input_shape``."""
+        raw = self.load_raw(stimulus)
+        if self.modality == "audio":
+            from metamers.stimuli.audio import fit_waveform
+
+            return fit_waveform(raw, input_shape)
+        return fit_image(raw, input_shape)  # type: ignore[arg-type]
+
+    def batches(
+        self, input_shape: tuple[int, ...], batch_size: int
+    ) -> Iterator[tuple[list[Stimulus], torch.Tensor]]:
+        """Yield ``(stimuli, tensor)`` batches fitted to ``input_shape``.
+
+        With ``skip_bad`` set, undecodable stimuli are skipped with a warning;
+        otherwise the first one raises :class:`StimulusError`.
+        """
+        chunk: list[Stimulus] = []
+        tensors: list[torch.Tensor] = []
+        for stimulus in self.stimuli:
+            try:
+                tensors.append(self.load(stimulus, input_shape))
+            except StimulusError as exc:
+                if not self.skip_bad:
+                    raise
+                warnings.warn(f"skipping {stimulus.id}: {exc}", stacklevel=2)
+                self._bad.add(stimulus.id)
+                continue
+            chunk.append(stimulus)
+            if len(chunk) == batch_size:
+                yield chunk, torch.stack(tensors)
+                chunk, tensors = [], []
+        if chunk:
+            yield chunk, torch.stack(tensors)
+
+
+BundledFactory = Callable[[], StimulusSet]
+_BUNDLED: dict[str, BundledFactory] = {}
+
+
+def register_bundled(name: str, factory: BundledFactory) -> None:
+    """Register a bundled stimulus set under ``bundled:NAME``."""
+    _BUNDLED[name] = factory
+
+
+def bundled_names() -> list[str]:
+    """Names of the registered bundled stimulus sets."""
+    _ensure_builtin_sets()
+    return sorted(_BUNDLED)
+
+
+def _ensure_builtin_sets() -> None:
+    import metamers.stimuli.bundled  # noqa: F401  (registers the sets)
+
+
+def resolve_stimuli(spec: str, *, skip_bad: bool = False) -> StimulusSet:
+    """Resolve a stimulus spec string to a :class:`StimulusSet`.
+
+    Parameters
+    ----------
+    spec
+        ``bundled:NAME``, a folder, an image file, or comma-separated files.
+    skip_bad
+        Skip undecodable files with a warning instead of failing.
+
+    Raises
+    ------
+    StimulusError
+        Unknown bundled name, missing path, or a set with no stimuli.
+    """
+    spec = spec.strip()
+    if spec.startswith("bundled:"):
+        _ensure_builtin_sets()
+        name = spec.removeprefix("bundled:")
+        if name not in _BUNDLED:
+            raise StimulusError(
+                f"unknown bundled stimulus set {name!r}; available: {', '.join(sorted(_BUNDLED))}"
+            )
+        result = _BUNDLED[name]()
+    else:
+        paths = [Path(p.strip()) for p in spec.split(",") if p.strip()]
+        if len(paths) == 1 and paths[0].is_dir():
+            result = _folder_set(spec, paths[0])
+        else:
+            result = _file_list_set(spec, paths)
+    if not len(result):
+        raise StimulusError(f"stimulus set {spec!r} is empty")
+    result.skip_bad = skip_bad
+    return result
+
+
+def _load_path(stimulus: Stimulus) -> torch.Tensor:
+    return load_image(stimulus.source)
+
+
+def _file_list_set(spec: str, paths: list[Path]) -> StimulusSet:
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise StimulusError(f"stimulus path not found: {', '.join(missing)}")
+    stimuli = [Stimulus(id=_unique_id(p.stem, i, paths), source=str(p)) for i, p in enumerate(paths)]
+    return StimulusSet(spec=spec, stimuli=stimuli, loader=_load_path)
+
+
+def _unique_id(stem: str, index: int, paths: list[Path]) -> str:
+    clashes = sum(p.stem == stem for p in paths)
+    return stem if clashes == 1 else f"{stem}-{index}"
+
+
+def _folder_set(spec: str, folder: Path) -> StimulusSet:
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    stimuli: list[Stimulus] = []
+    if classes:
+        for target, class_dir in enumerate(classes):
+            for path in _images_in(class_dir):
+                stimuli.append(
+                    Stimulus(
+                        id=f"{class_dir.name}/{path.stem}",
+                        source=str(path),
+                        label=class_dir.name,
+                        target=target,
+                    )
+                )
+        return StimulusSet(spec=spec, stimuli=stimuli, loader=_load_path, label_space="folders")
+    stimuli = [Stimulus(id=p.stem, source=str(p)) for p in _images_in(folder)]
+    return StimulusSet(spec=spec, stimuli=stimuli, loader=_load_path)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
