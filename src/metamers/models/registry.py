@@ -59,7 +59,6 @@ def _ensure_builtin_models() -> None:
         return
     from metamers.models.efficientnet_lite import (
         LITE_VARIANTS,
-        build_efficientnet_lite,
         lite_weights_path,
     )
 

@@ -40,7 +40,7 @@ def apply_weights(net: nn.Module, state: dict[str, torch.Tensor], origin: str) -
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:2]
-        raise ModelError(f"weights from {origin} do not fit the architecture: {' '.join(first)}")
+        raise ModelError(f"weights from {origin} do not fit the architecture: {' '.join(first)}") from exc
 
 
 def _imagenet_names() -> tuple[str, ...]:
@@ -57,7 +57,9 @@ def build_timm(
 
     if arch not in timm.list_models():
         close = timm.list_models(f"*{arch}*")[:5]
-        raise ModelError(f"timm has no model {arch!r}" + (f"; close: {', '.join(close)}" if close else ""))
+        raise ModelError(
+            f"timm has no model {arch!r}" + (f"; close: {', '.join(close)}" if close else "")
+        )
     pretrained = not random_weights and weights is None
     try:
         net = timm.create_model(arch, pretrained=pretrained)
@@ -75,7 +77,9 @@ def build_timm(
         net,
         name=f"timm:{arch}",
         input_shape=tuple(cfg.get("input_size", (3, 224, 224))),
-        preprocess=Normalize(cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))),
+        preprocess=Normalize(
+            cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
+        ),
         label_space=IMAGENET if n_classes == 1000 else None,
         class_names=_imagenet_names() if n_classes == 1000 else None,
         source="timm",

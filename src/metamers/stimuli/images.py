@@ -77,7 +77,7 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
         return torch.from_numpy(np.clip(arr, 0.0, 1.0))[None]
     if img.mode in ("1", "L"):
         return array_to_tensor(np.asarray(img.convert("L")))
-    if img.mode == "LA" or img.mode == "P" and "transparency" in img.info or img.mode == "RGBA":
+    if img.mode == "LA" or (img.mode == "P" and "transparency" in img.info) or img.mode == "RGBA":
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img)

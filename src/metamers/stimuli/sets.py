@@ -201,7 +201,9 @@ def _file_list_set(spec: str, paths: list[Path]) -> StimulusSet:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise StimulusError(f"stimulus path not found: {', '.join(missing)}")
-    stimuli = [Stimulus(id=_unique_id(p.stem, i, paths), source=str(p)) for i, p in enumerate(paths)]
+    stimuli = [
+        Stimulus(id=_unique_id(p.stem, i, paths), source=str(p)) for i, p in enumerate(paths)
+    ]
     return StimulusSet(spec=spec, stimuli=stimuli, loader=_load_path)
 
 
@@ -231,5 +233,7 @@ def _folder_set(spec: str, folder: Path) -> StimulusSet:
 
 def _images_in(folder: Path) -> list[Path]:
     return sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
     )

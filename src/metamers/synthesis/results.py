@@ -1,0 +1,58 @@
+"""What a finished metamer is, as stored on disk and read back.
+
+This record is the interface between synthesis and everything downstream
+(validation, evaluation, studies, report). ``load_results(DIR)`` returns
+these for a ``metamers generate`` output folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass
+class MetamerResult:
+    """One finished metamer.
+
+    Attributes
+    ----------
+    stimulus_id
+        Id of the reference stimulus in its set.
+    models
+        Generating model names (one, or several for an ensemble metamer).
+    layers
+        Generation layer for each model (same length as ``models``).
+    metamer
+        The exact float tensor, ``(C, H, W)`` or ``(T,)``, in the models' input range.
+    reference
+        The reference stimulus as the generator saw it (same shape as ``metamer``).
+    losses
+        Objective value per step.
+    settings
+        Every synthesis setting, the seed, versions and timing.
+    path
+        Folder holding this metamer's files.
+    """
+
+    stimulus_id: str
+    models: tuple[str, ...]
+    layers: tuple[str, ...]
+    metamer: torch.Tensor
+    reference: torch.Tensor
+    losses: np.ndarray
+    settings: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def generator(self) -> str:
+        """Display name of the generating model(s): ``lite0`` or ``lite0+lite1``."""
+        return "+".join(self.models)
+
+    @property
+    def layer(self) -> str:
+        """Display name of the generation layer(s)."""
+        return "+".join(dict.fromkeys(self.layers))
