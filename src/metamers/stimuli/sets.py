@@ -155,6 +155,7 @@ def bundled_names() -> list[str]:
 
 def _ensure_builtin_sets() -> None:
     import metamers.stimuli.bundled  # noqa: F401  (registers the sets)
+    import metamers.stimuli.mnist  # noqa: F401  (registers bundled:mnist)
 
 
 def resolve_stimuli(spec: str, *, skip_bad: bool = False) -> StimulusSet:
