@@ -83,10 +83,34 @@ def test_cli_extract_and_errors(tmp_path):
     _register_commands()
     runner = CliRunner()
     out = tmp_path / "f.npz"
-    result = runner.invoke(app, ["extract", "efficientnet_lite0", "--layers", "blocks.2",
-                                 "--stimuli", "bundled:photos", "--limit", "3", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "extract",
+            "efficientnet_lite0",
+            "--layers",
+            "blocks.2",
+            "--stimuli",
+            "bundled:photos",
+            "--limit",
+            "3",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert read_features(out)[1]["blocks.2"].shape[0] == 3
-    bad = runner.invoke(app, ["extract", "efficientnet_lite0", "--layers", "blocks.22",
-                              "--stimuli", "bundled:photos", "--out", str(tmp_path / "g.h5")])
+    bad = runner.invoke(
+        app,
+        [
+            "extract",
+            "efficientnet_lite0",
+            "--layers",
+            "blocks.22",
+            "--stimuli",
+            "bundled:photos",
+            "--out",
+            str(tmp_path / "g.h5"),
+        ],
+    )
     assert bad.exit_code != 0 and not (tmp_path / "g.h5").exists()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_tiny_model
 from torch import nn
 
 from metamers.errors import LayerError, ModelError
 from metamers.models import LOGITS, Normalize, PixelModel, is_relu_layer, validate_model
+
+from conftest import make_tiny_model
 
 
 def test_activations_equal_direct_forward(tiny_model):
@@ -97,6 +98,7 @@ def test_fingerprint_tracks_weights():
 
 
 def test_normalize_is_first_stage():
-    model = PixelModel(nn.Identity(), name="id", input_shape=(3, 2, 2),
-                       preprocess=Normalize([0.5] * 3, [0.5] * 3))
+    model = PixelModel(
+        nn.Identity(), name="id", input_shape=(3, 2, 2), preprocess=Normalize([0.5] * 3, [0.5] * 3)
+    )
     torch.testing.assert_close(model(torch.ones(1, 3, 2, 2)), torch.ones(1, 3, 2, 2))

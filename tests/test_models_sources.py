@@ -15,7 +15,7 @@ from metamers.stimuli import resolve_stimuli
 
 def _top1(model, ids):
     stimuli = resolve_stimuli("bundled:photos").select(ids)
-    (_, x), = list(stimuli.batches(model.input_shape, len(ids)))
+    ((_, x),) = list(stimuli.batches(model.input_shape, len(ids)))
     with torch.inference_mode():
         return [model.class_names[i] for i in model(x).argmax(1)]
 
@@ -110,6 +110,8 @@ def test_file_model_requires_trust(tmp_path):
 
 def test_file_model_must_return_pixel_model(tmp_path):
     path = tmp_path / "plain.py"
-    path.write_text("from torch import nn\ndef build_model(pretrained=True):\n    return nn.Identity()\n")
+    path.write_text(
+        "from torch import nn\ndef build_model(pretrained=True):\n    return nn.Identity()\n"
+    )
     with pytest.raises(ModelError, match="PixelModel"):
         load_model(f"file:{path}", trust_code=True)

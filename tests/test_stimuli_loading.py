@@ -25,8 +25,8 @@ def image_dir(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name,channels", [("rgb.png", 3), ("grey.png", 1), ("rgba.png", 3), ("palette.gif", 3),
-                      ("deep.png", 1)]
+    "name,channels",
+    [("rgb.png", 3), ("grey.png", 1), ("rgba.png", 3), ("palette.gif", 3), ("deep.png", 1)],
 )
 def test_odd_modes_decode_to_unit_range(image_dir, name, channels):
     image = load_image(image_dir / name)

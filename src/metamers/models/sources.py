@@ -40,7 +40,9 @@ def apply_weights(net: nn.Module, state: dict[str, torch.Tensor], origin: str) -
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:2]
-        raise ModelError(f"weights from {origin} do not fit the architecture: {' '.join(first)}") from exc
+        raise ModelError(
+            f"weights from {origin} do not fit the architecture: {' '.join(first)}"
+        ) from exc
 
 
 def _imagenet_names() -> tuple[str, ...]:
