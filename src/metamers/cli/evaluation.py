@@ -1,0 +1,132 @@
+"""``metamers compare``: representational similarity of models' layers (RSA or CKA)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from metamers.cli.app import app
+from metamers.cli.common import (
+    Device,
+    RandomWeights,
+    SkipBad,
+    TrustCode,
+    console,
+    open_model,
+    out,
+    progress_bar,
+    split_list,
+)
+from metamers.errors import ConfigError
+from metamers.evaluation.compare import compare_models, save_similarity_matrix
+from metamers.stimuli import resolve_stimuli
+
+LAYERS_HELP = (
+    "Layers to compare. 'a,b' reads the same layers from every model; "
+    "'M1=a,b;M2=c' gives each model its own (every model must be named)."
+)
+
+
+def parse_layers_option(text: str, models: list[str]) -> list[str] | dict[str, list[str]]:
+    """Parse ``--layers``: ``a,b`` for every model, or ``M1=a,b;M2=c`` per model."""
+    if "=" not in text:
+        layers = split_list(text)
+        if not layers:
+            raise ConfigError("--layers is empty; give e.g. --layers blocks.1,blocks.3")
+        return layers
+    per_model: dict[str, list[str]] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(";"))):
+        model, sep, names = part.partition("=")
+        if not sep or not model.strip() or not split_list(names):
+            raise ConfigError(f"cannot read {part!r} in --layers; write MODEL=layer1,layer2")
+        per_model[model.strip()] = split_list(names)
+    missing = [model for model in models if model not in per_model]
+    unknown = [model for model in per_model if model not in models]
+    if missing or unknown:
+        raise ConfigError(
+            f"--layers names models {list(per_model)} but the models compared are {models}"
+        )
+    return per_model
+
+
+@app.command("compare")
+def compare_command(
+    models: str = typer.Argument(..., help="Comma-separated model names (M1,M2,...)."),
+    layers: str = typer.Option(..., "--layers", help=LAYERS_HELP),
+    stimuli: str = typer.Option(..., "--stimuli", help="Stimulus spec (bundled:photos, ...)."),
+    method: str = typer.Option("rsa", "--method", help="rsa or cka."),
+    distance: str = typer.Option(
+        "correlation", "--distance", help="RSA: correlation, cosine or euclidean."
+    ),
+    rsa_method: str = typer.Option(
+        "spearman", "--rsa-method", help="RSA: spearman, pearson or kendall."
+    ),
+    kernel: str = typer.Option("linear", "--kernel", help="CKA: linear or rbf."),
+    unbiased: bool = typer.Option(False, "--unbiased", help="CKA: unbiased HSIC estimator."),
+    bandwidth_factor: float = typer.Option(
+        1.0, "--bandwidth-factor", min=0.0, help="CKA rbf: multiple of the median distance."
+    ),
+    out_dir: Path = typer.Option(
+        None, "--out", help="Folder for similarity_METHOD.{csv,parquet,png}."
+    ),
+    limit: int = typer.Option(None, "--limit", min=3, help="Only the first N stimuli."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    skip_bad: bool = SkipBad,
+    random_weights: bool = RandomWeights,
+    trust_code: bool = TrustCode,
+    device: str = Device,
+) -> None:
+    """Similarity matrix of (model, layer) pairs on one stimulus set; prints it, saves it with --out."""
+    model_names = split_list(models)
+    layer_spec = parse_layers_option(layers, model_names)
+    stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad).limit(limit)
+    started = time.perf_counter()
+    with progress_bar() as bar:
+        task = bar.add_task("extract", total=len(stimulus_set) * len(model_names))
+        finished: dict[str, int] = {}
+
+        def progress(label: str, done: int) -> None:
+            finished[label] = done
+            bar.update(task, completed=sum(finished.values()), description=label)
+
+        matrix = compare_models(
+            model_names,
+            layer_spec,
+            stimulus_set,
+            method,  # type: ignore[arg-type]
+            distance=distance,  # type: ignore[arg-type]
+            rsa_method=rsa_method,  # type: ignore[arg-type]
+            kernel=kernel,  # type: ignore[arg-type]
+            unbiased=unbiased,
+            bandwidth_factor=bandwidth_factor,
+            batch_size=batch_size,
+            loader=lambda name: open_model(
+                name, random_weights=random_weights, trust_code=trust_code, device=device
+            ),
+            progress=progress,
+        )
+    out.print(_matrix_table(matrix))
+    console.print(
+        f"{len(matrix.attrs['stimulus_ids'])} stimuli, {time.perf_counter() - started:.1f} s"
+    )
+    if out_dir is not None:
+        paths = save_similarity_matrix(matrix, out_dir, stem=f"similarity_{method}")
+        console.print("wrote " + ", ".join(str(path) for path in paths.values()))
+
+
+def _matrix_table(matrix: pd.DataFrame) -> Table:
+    settings = ", ".join(
+        f"{key}={value}"
+        for key, value in matrix.attrs.items()
+        if key not in ("stimulus_ids", "stimuli")
+    )
+    table = Table("model", "layer", title=settings)
+    for model, layer in matrix.columns:
+        table.add_column(f"{model}\n{layer}", justify="right")
+    for (model, layer), row in matrix.iterrows():
+        table.add_row(model, layer, *(f"{value:.3f}" for value in row))
+    return table
