@@ -1,0 +1,165 @@
+"""Recognisability: do observer models classify metamers as they classify the references?
+
+Following Feather et al. (2023): each observer classifies each (accepted)
+metamer; accuracy is measured against the reference's own label and against
+the generating model's label for the reference, 1000-way or 16-way
+(Geirhos categories) for ImageNet models. Confidence intervals come from a
+bootstrap over stimuli.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from metamers.labels import imagenet_to_16way, sixteen_way_choice
+from metamers.models import PixelModel
+from metamers.stimuli.audio import fit_waveform
+from metamers.stimuli.images import fit_image
+from metamers.synthesis.results import MetamerResult
+
+
+def fit_to_model(stimuli: torch.Tensor, model: PixelModel) -> torch.Tensor:
+    """Fit a ``(N, ...)`` batch of stimuli to ``model.input_shape`` (resize / crop / pad)."""
+    if stimuli.shape[1:] == model.input_shape:
+        return stimuli
+    fit = fit_waveform if model.modality == "audio" else fit_image
+    return torch.stack([fit(s, model.input_shape) for s in stimuli])
+
+
+def predict(
+    model: PixelModel, stimuli: torch.Tensor, *, sixteen_way: bool = False, batch_size: int = 32
+) -> np.ndarray:
+    """Class decisions of ``model`` for a batch of stimuli (16-way if asked)."""
+    decisions = []
+    for start in range(0, stimuli.shape[0], batch_size):
+        x = fit_to_model(stimuli[start : start + batch_size], model).to(model.device)
+        with torch.inference_mode():
+            logits = model(x).float()
+        choice = sixteen_way_choice(logits) if sixteen_way else logits.argmax(1)
+        decisions.append(choice.cpu().numpy())
+    return np.concatenate(decisions) if decisions else np.zeros(0, dtype=np.int64)
+
+
+def _true_targets(results: Sequence[MetamerResult], targets: dict[str, int | None], sixteen: bool):
+    values = []
+    for result in results:
+        target = targets.get(result.stimulus_id)
+        if sixteen:
+            target = imagenet_to_16way(target)
+        values.append(np.nan if target is None else float(target))
+    return np.asarray(values)
+
+
+def recognition_table(
+    results: Sequence[MetamerResult],
+    observers: Sequence[PixelModel],
+    generators: dict[str, PixelModel] | None = None,
+    *,
+    targets: dict[str, int | None] | None = None,
+    sixteen_way: bool = False,
+) -> pd.DataFrame:
+    """One row per metamer × observer: decisions and whether they are correct.
+
+    Parameters
+    ----------
+    results
+        Metamers (typically only the accepted ones).
+    observers
+        Models that classify them (the generator may be among them).
+    generators
+        Generating models by name, to label the references (single-model metamers);
+        when missing, ``correct_vs_generator`` is NaN.
+    targets
+        True label (ImageNet index, or the set's class index) per stimulus id.
+    sixteen_way
+        Use the published 16-way decision (ImageNet observers only).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``generator, layer, stimulus_id, observer, metamer_choice,
+        reference_choice, correct_vs_label, correct_vs_generator, agrees_with_reference``.
+    """
+    results = list(results)
+    if not results:
+        return pd.DataFrame()
+    metamers = torch.stack([r.metamer for r in results])
+    references = torch.stack([r.reference for r in results])
+    truth = _true_targets(results, targets or {}, sixteen_way)
+    generator_labels = _generator_labels(results, generators or {}, sixteen_way)
+    frames = []
+    for observer in observers:
+        on_metamer = predict(observer, metamers, sixteen_way=sixteen_way)
+        on_reference = predict(observer, references, sixteen_way=sixteen_way)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "generator": [r.generator for r in results],
+                    "layer": [r.layer for r in results],
+                    "stimulus_id": [r.stimulus_id for r in results],
+                    "observer": observer.name,
+                    "metamer_choice": on_metamer,
+                    "reference_choice": on_reference,
+                    "correct_vs_label": _compare(on_metamer, truth),
+                    "correct_vs_generator": _compare(on_metamer, generator_labels),
+                    "agrees_with_reference": (on_metamer == on_reference).astype(float),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _compare(choices: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(targets), np.nan, (choices == targets).astype(float))
+
+
+def _generator_labels(results, generators: dict[str, PixelModel], sixteen_way: bool) -> np.ndarray:
+    labels = np.full(len(results), np.nan)
+    for name, model in generators.items():
+        rows = [i for i, r in enumerate(results) if r.models == (name,)]
+        if rows:
+            refs = torch.stack([results[i].reference for i in rows])
+            labels[rows] = predict(model, refs, sixteen_way=sixteen_way)
+    return labels
+
+
+def bootstrap_mean(
+    values: np.ndarray, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
+    """Mean with a percentile bootstrap CI and bootstrap SEM (NaNs dropped)."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return {"mean": np.nan, "ci_low": np.nan, "ci_high": np.nan, "sem": np.nan, "n": 0}
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, (n_boot, values.size))].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    return {
+        "mean": float(values.mean()),
+        "ci_low": float(np.quantile(means, tail)),
+        "ci_high": float(np.quantile(means, 1.0 - tail)),
+        "sem": float(means.std(ddof=1)) if n_boot > 1 else np.nan,
+        "n": int(values.size),
+    }
+
+
+def summarize_recognition(
+    table: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Accuracy per generator × layer × observer with bootstrap CIs over stimuli."""
+    rows = []
+    if table.empty:
+        return pd.DataFrame()
+    for (generator, layer, observer), group in table.groupby(
+        ["generator", "layer", "observer"], sort=False
+    ):
+        row = {"generator": generator, "layer": layer, "observer": observer}
+        for measure in ("correct_vs_label", "correct_vs_generator", "agrees_with_reference"):
+            stats = bootstrap_mean(group[measure].to_numpy(), n_boot=n_boot, seed=seed)
+            row.update({f"{measure}_{k}": v for k, v in stats.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,195 @@
+"""Transfer matrices: generator × generation layer × observer, for recognisability and
+the representation test, as tidy tables, pivoted matrices and heat maps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from metamers.evaluation.recognition import recognition_table, summarize_recognition
+from metamers.evaluation.representation import (
+    representation_table,
+    summarize_representation,
+)
+from metamers.io import atomic_path
+from metamers.models import PixelModel
+from metamers.null.distribution import NullDistribution
+from metamers.synthesis.results import MetamerResult
+
+
+@dataclass
+class TransferResults:
+    """Every table of a cross-model evaluation.
+
+    Attributes
+    ----------
+    recognition
+        One row per metamer × observer (see :func:`recognition_table`).
+    recognition_summary
+        Accuracy with CIs per generator × layer × observer.
+    representation
+        One row per metamer × observer layer (empty without a representation test).
+    representation_summary
+        Pass fraction with CIs and p-values per generator × layer × observer × observer layer.
+    """
+
+    recognition: pd.DataFrame
+    recognition_summary: pd.DataFrame
+    representation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    representation_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def save(self, folder: str | Path) -> list[Path]:
+        """Write every non-empty table as Parquet and CSV (atomically); return the paths."""
+        folder = Path(folder)
+        written = []
+        for name in (
+            "recognition",
+            "recognition_summary",
+            "representation",
+            "representation_summary",
+        ):
+            table: pd.DataFrame = getattr(self, name)
+            if table.empty:
+                continue
+            for suffix in (".parquet", ".csv"):
+                with atomic_path(folder / f"{name}{suffix}") as tmp:
+                    if suffix == ".parquet":
+                        table.to_parquet(tmp, index=False)
+                    else:
+                        table.to_csv(tmp, index=False)
+                written.append(folder / f"{name}{suffix}")
+        return written
+
+
+def evaluate_transfer(
+    results: Sequence[MetamerResult],
+    observers: Sequence[PixelModel],
+    *,
+    generators: dict[str, PixelModel] | None = None,
+    targets: dict[str, int | None] | None = None,
+    nulls: dict[str, NullDistribution] | None = None,
+    observer_layers: dict[str, Sequence[str]] | None = None,
+    sixteen_way: bool = False,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> TransferResults:
+    """Recognisability (and, given nulls, the representation test) of metamers by observers.
+
+    Parameters
+    ----------
+    results
+        The metamers (typically the accepted ones).
+    observers
+        Observer models.
+    generators
+        Generating models by name (to label references for ``correct_vs_generator``).
+    targets
+        True label per stimulus id.
+    nulls
+        Null distribution per observer name; observers with a null get the representation test.
+    observer_layers
+        Observer layers to test per observer name (default: every layer of its null).
+    sixteen_way
+        16-way decisions for ImageNet observers.
+    n_boot, seed
+        Bootstrap settings for the CIs.
+    """
+    recognition = recognition_table(
+        results, observers, generators, targets=targets, sixteen_way=sixteen_way
+    )
+    representation = [
+        representation_table(
+            results, observer, nulls[observer.name], (observer_layers or {}).get(observer.name)
+        )
+        for observer in observers
+        if nulls and observer.name in nulls
+    ]
+    representation_frame = (
+        pd.concat(representation, ignore_index=True) if representation else pd.DataFrame()
+    )
+    return TransferResults(
+        recognition=recognition,
+        recognition_summary=summarize_recognition(recognition, n_boot=n_boot, seed=seed),
+        representation=representation_frame,
+        representation_summary=summarize_representation(
+            representation_frame, n_boot=n_boot, seed=seed
+        ),
+    )
+
+
+def transfer_matrix(
+    summary: pd.DataFrame, value: str, *, columns: str = "observer"
+) -> pd.DataFrame:
+    """Pivot a summary to rows ``generator / layer`` × columns (observer or observer layer)."""
+    if summary.empty:
+        return pd.DataFrame()
+    frame = summary.assign(row=summary["generator"] + " / " + summary["layer"])
+    order = list(dict.fromkeys(frame["row"]))
+    matrix = frame.pivot_table(index="row", columns=columns, values=value, sort=False)
+    return matrix.reindex(order)
+
+
+def plot_transfer_heatmap(
+    matrix: pd.DataFrame,
+    *,
+    title: str,
+    low: pd.DataFrame | None = None,
+    high: pd.DataFrame | None = None,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+):
+    """A heat map of a transfer matrix, each cell annotated with value and CI when given."""
+    fig = Figure(
+        figsize=(1.6 + 1.3 * max(1, matrix.shape[1]), 1.0 + 0.55 * max(1, matrix.shape[0]))
+    )
+    ax = fig.subplots()
+    image = ax.imshow(matrix.to_numpy(dtype=float), vmin=vmin, vmax=vmax, cmap="viridis")
+    ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=35, ha="right")
+    ax.set_yticks(range(matrix.shape[0]), [str(r) for r in matrix.index])
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            value = matrix.iat[i, j]
+            if np.isnan(value):
+                continue
+            text = f"{value:.2f}"
+            if low is not None and high is not None:
+                text += f"\n[{low.iat[i, j]:.2f}, {high.iat[i, j]:.2f}]"
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value < (vmin + vmax) / 2 else "black",
+            )
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def recognition_heatmap(summary: pd.DataFrame, measure: str = "agrees_with_reference"):
+    """Heat map of recognisability (``measure`` mean with CI) per generator layer × observer."""
+    return plot_transfer_heatmap(
+        transfer_matrix(summary, f"{measure}_mean"),
+        title=f"Recognisability ({measure.replace('_', ' ')})",
+        low=transfer_matrix(summary, f"{measure}_ci_low"),
+        high=transfer_matrix(summary, f"{measure}_ci_high"),
+    )
+
+
+def representation_heatmap(summary: pd.DataFrame, observer: str):
+    """Heat map of representation-test pass fractions for one observer's layers."""
+    part = summary[summary["observer"] == observer]
+    return plot_transfer_heatmap(
+        transfer_matrix(part, "pass_fraction", columns="observer_layer"),
+        title=f"Representation test: metameric for {observer}?",
+        low=transfer_matrix(part, "ci_low", columns="observer_layer"),
+        high=transfer_matrix(part, "ci_high", columns="observer_layer"),
+    )
