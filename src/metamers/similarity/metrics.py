@@ -1,0 +1,202 @@
+"""Row-wise similarity between activation vectors: Spearman, Pearson, dB SNR, cosine.
+
+Every metric takes two batches of activations, ``(N, ...)`` and ``(N, ...)``,
+flattens each row and returns one value per row, ``(N,)``. Computation is in
+float64 so that results agree with :mod:`scipy.stats` to ~1e-12.
+
+The all-zero rule (published procedure, Feather et al. 2023): a pair in which
+*either* member's activation vector is all zeros (every element exactly 0,
+which happens for some crops after a ReLU) scores 0 on every metric. The
+published code tested ``sum(a) == 0``; for non-negative (post-ReLU)
+activations this is the same test, and for signed activations ``all == 0`` is
+the intended one. A correlation that is otherwise undefined (a constant,
+non-zero row) also scores 0 rather than NaN, so that a null's maximum is
+always a number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+SIMILARITY_METRICS = ("spearman", "pearson", "snr_db")
+"""The three metrics of the published acceptance test, in report order."""
+
+SNR_VARIANTS = ("conventional", "published")
+
+
+def _as_rows(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if a.shape != b.shape:
+        raise ValueError(
+            f"activation batches differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}"
+        )
+    if a.ndim < 2:
+        raise ValueError(f"expected (N, ...) batches of activations, got shape {tuple(a.shape)}")
+    return a.detach().flatten(1).double(), b.detach().flatten(1).double()
+
+
+def all_zero_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Rows where either member's activations are all exactly zero, ``(N,)`` bool."""
+    a, b = a.detach().flatten(1), b.detach().flatten(1)
+    return ~(a != 0).any(dim=1) | ~(b != 0).any(dim=1)
+
+
+def rank_average(x: torch.Tensor) -> torch.Tensor:
+    """Row-wise ranks (1-based) with ties given their average rank, as ``scipy.stats.rankdata``.
+
+    Parameters
+    ----------
+    x
+        ``(N, D)`` values.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, D)`` float64 ranks.
+    """
+    x = x.detach().flatten(1)
+    n, d = x.shape
+    sorted_x, order = torch.sort(x, dim=1, stable=True)
+    new_group = torch.ones_like(sorted_x, dtype=torch.bool)
+    new_group[:, 1:] = sorted_x[:, 1:] != sorted_x[:, :-1]
+    # Global group ids across rows, so one scatter handles the whole batch.
+    group = torch.cumsum(new_group.flatten().long(), 0) - 1
+    position = torch.arange(d, device=x.device, dtype=torch.float64).repeat(n)
+    n_groups = int(group[-1]) + 1 if group.numel() else 0
+    first = torch.full((n_groups,), float(d), dtype=torch.float64, device=x.device)
+    last = torch.zeros(n_groups, dtype=torch.float64, device=x.device)
+    first = first.scatter_reduce(0, group, position, reduce="amin")
+    last = last.scatter_reduce(0, group, position, reduce="amax")
+    average = ((first + last) / 2 + 1)[group].view(n, d)
+    ranks = torch.empty_like(average)
+    ranks.scatter_(1, order, average)
+    return ranks
+
+
+def _correlate_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a = a - a.mean(dim=1, keepdim=True)
+    b = b - b.mean(dim=1, keepdim=True)
+    denominator = a.norm(dim=1) * b.norm(dim=1)
+    r = (a * b).sum(dim=1) / denominator
+    r = torch.where(denominator > 0, r, torch.zeros_like(r))
+    return r.clamp(-1.0, 1.0)
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise Pearson r, ``(N, ...)`` vs ``(N, ...)`` → ``(N,)`` float64."""
+    a2, b2 = _as_rows(a, b)
+    return _zero_rule(_correlate_rows(a2, b2), a2, b2)
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise Spearman ρ (Pearson r of average-tie ranks, as ``scipy.stats.spearmanr``)."""
+    a2, b2 = _as_rows(a, b)
+    return _zero_rule(_correlate_rows(rank_average(a2), rank_average(b2)), a2, b2)
+
+
+def snr_db(
+    signal: torch.Tensor, test: torch.Tensor, *, variant: str = "conventional"
+) -> torch.Tensor:
+    """Row-wise signal-to-noise ratio of ``test`` against ``signal``, in dB.
+
+    ``conventional``: ``20·log10(||s|| / ||s − m||)`` (an amplitude ratio in
+    decibels). ``published``: ``10·log10(||s|| / ||s − m||)``, the variant used
+    by Feather et al. 2023 — exactly half the conventional value. Acceptance is
+    unaffected by the choice (metamer and null scale alike); this package
+    reports the conventional one.
+
+    Parameters
+    ----------
+    signal
+        ``(N, ...)`` reference activations ``s``.
+    test
+        ``(N, ...)`` activations ``m`` to compare (metamer, or the second member of a null pair).
+    variant
+        ``"conventional"`` (default) or ``"published"``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N,)`` float64; ``+inf`` where ``m == s`` exactly; 0 under the all-zero rule.
+    """
+    if variant not in SNR_VARIANTS:
+        raise ValueError(f"unknown SNR variant {variant!r}; use one of {SNR_VARIANTS}")
+    s, m = _as_rows(signal, test)
+    factor = 20.0 if variant == "conventional" else 10.0
+    ratio = s.norm(dim=1) / (s - m).norm(dim=1)
+    return _zero_rule(factor * torch.log10(ratio), s, m)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine similarity, ``(N,)`` float64 (0 under the all-zero rule)."""
+    a2, b2 = _as_rows(a, b)
+    denominator = a2.norm(dim=1) * b2.norm(dim=1)
+    value = (a2 * b2).sum(dim=1) / denominator
+    return torch.where(denominator > 0, value, torch.zeros_like(value)).clamp(-1.0, 1.0)
+
+
+def _zero_rule(values: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.where(all_zero_pairs(a, b), torch.zeros_like(values), values)
+
+
+METRIC_FUNCTIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "spearman": spearman,
+    "pearson": pearson,
+    "snr_db": snr_db,
+    "cosine": cosine,
+}
+
+
+def similarities(
+    reference: torch.Tensor, other: torch.Tensor, metrics: tuple[str, ...] = SIMILARITY_METRICS
+) -> dict[str, torch.Tensor]:
+    """Several metrics at once, ``{metric: (N,)}``; the reference is the SNR's signal."""
+    unknown = [m for m in metrics if m not in METRIC_FUNCTIONS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRIC_FUNCTIONS)}")
+    return {name: METRIC_FUNCTIONS[name](reference, other) for name in metrics}
+
+
+def indexed_similarities(
+    activations: torch.Tensor, first: torch.Tensor, second: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The three published metrics for pairs of rows of one activation batch.
+
+    Each row is ranked and standardised once, however many pairs it takes part
+    in, and every pair's value is read off a ``(B, B)`` Gram matrix (one BLAS
+    matrix product), so the cost barely grows with the number of pairs. The SNR
+    uses ``||a − b||² = ||a||² + ||b||² − 2a·b``, exact enough for pairs of
+    *different* stimuli; use :func:`snr_db` for near-identical pairs (metamers).
+
+    Parameters
+    ----------
+    activations
+        ``(B, ...)`` activations of ``B`` stimuli.
+    first, second
+        ``(M,)`` row indices of each pair's members; ``first`` is the SNR's signal.
+
+    Returns
+    -------
+    dict[str, torch.Tensor]
+        ``{"spearman", "pearson", "snr_db"}``, each ``(M,)`` float64.
+    """
+    rows = activations.detach().flatten(1).double()
+    gram = rows @ rows.T
+    squared = gram.diagonal()
+    distance = (squared[first] + squared[second] - 2 * gram[first, second]).clamp_min(0)
+    values = {
+        "spearman": _standardised_gram(rank_average(rows))[first, second],
+        "pearson": _standardised_gram(rows)[first, second],
+        "snr_db": 10.0 * torch.log10(squared[first] / distance),
+    }
+    zero = all_zero_pairs(rows[first], rows[second])
+    return {name: torch.where(zero, torch.zeros_like(v), v) for name, v in values.items()}
+
+
+def _standardised_gram(rows: torch.Tensor) -> torch.Tensor:
+    """Correlation matrix of the rows (0 where a row is constant)."""
+    centred = rows - rows.mean(dim=1, keepdim=True)
+    norm = centred.norm(dim=1, keepdim=True)
+    unit = torch.where(norm > 0, centred / norm, torch.zeros_like(centred))
+    return (unit @ unit.T).clamp(-1.0, 1.0)
