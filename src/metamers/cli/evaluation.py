@@ -124,9 +124,12 @@ def _matrix_table(matrix: pd.DataFrame) -> Table:
         for key, value in matrix.attrs.items()
         if key not in ("stimulus_ids", "stimuli")
     )
-    table = Table("model", "layer", title=settings)
-    for model, layer in matrix.columns:
-        table.add_column(f"{model}\n{layer}", justify="right")
-    for (model, layer), row in matrix.iterrows():
-        table.add_row(model, layer, *(f"{value:.3f}" for value in row))
+    table = Table(title=settings)
+    table.add_column("#", justify="right")
+    table.add_column("model", overflow="fold")
+    table.add_column("layer", overflow="fold")
+    for number in range(matrix.shape[1]):
+        table.add_column(str(number), justify="right", no_wrap=True)
+    for number, ((model, layer), row) in enumerate(matrix.iterrows()):
+        table.add_row(str(number), model, layer, *(f"{value:.3f}" for value in row))
     return table
