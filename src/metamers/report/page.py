@@ -1,0 +1,108 @@
+"""A self-contained HTML page: sections of text, tables and base64-embedded PNG figures."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+
+from metamers.io import atomic_path
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; margin-top: 2em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.8em 0; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; display: block; margin: 0.8em 0; }
+.note { color: #666; font-size: 0.9em; }
+"""
+
+
+@dataclass
+class Section:
+    """One titled section of the page."""
+
+    title: str
+    text: str = ""
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[pd.DataFrame] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def figure_png(fig: Figure, *, dpi: int = 90) -> bytes:
+    """Render a figure to PNG bytes and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def render_page(title: str, sections: list[Section], *, subtitle: str = "") -> str:
+    """The HTML text of a page with every figure embedded as a base64 PNG."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if subtitle:
+        parts.append(f'<p class="note">{html.escape(subtitle)}</p>')
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        if section.text:
+            parts.append(f"<p>{html.escape(section.text)}</p>")
+        for table in section.tables:
+            parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0))
+        for fig in section.figures:
+            encoded = base64.b64encode(figure_png(fig)).decode()
+            parts.append(
+                f'<img alt="{html.escape(section.title)}" src="data:image/png;base64,{encoded}">'
+            )
+        for note in section.notes:
+            parts.append(f'<p class="note">{html.escape(note)}</p>')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_page(
+    path: str | Path, title: str, sections: list[Section], *, subtitle: str = ""
+) -> Path:
+    """Render and write the page atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(render_page(title, sections, subtitle=subtitle), encoding="utf-8")
+    return path
+
+
+def write_tables(folder: str | Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
+    """Write each table as ``NAME.parquet`` and ``NAME.csv`` (atomically); return the paths."""
+    folder = Path(folder)
+    written = []
+    for name, table in tables.items():
+        plain = _plain_columns(table)
+        for suffix in (".parquet", ".csv"):
+            path = folder / f"{name}{suffix}"
+            with atomic_path(path) as tmp:
+                if suffix == ".parquet":
+                    plain.to_parquet(tmp, index=False)
+                else:
+                    plain.to_csv(tmp, index=False)
+            written.append(path)
+    return written
+
+
+def _plain_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """Drop columns holding tensors/arrays (images), which belong in figures, not tables."""
+    keep = [
+        c
+        for c in table.columns
+        if not table[c].map(lambda v: hasattr(v, "shape") and getattr(v, "ndim", 0) > 0).any()
+    ]
+    return table[keep].reset_index(drop=True)

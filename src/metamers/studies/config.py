@@ -1,0 +1,376 @@
+"""The study file: one YAML that describes a whole study, validated with pydantic.
+
+Every section is strict (``extra="forbid"``): an unknown key or a bad value is
+reported as one line naming the file and the key path, e.g.
+``study.yaml: synthesis.stepz: unknown key (did you mean steps?)``.
+
+Paths inside the file (stimulus folders, ``file:`` models, weights files) are
+resolved relative to the YAML file; ``output`` is relative to the working
+directory (default ``metamers-studies/NAME``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from metamers.errors import ConfigError
+
+DEFAULT_OUTPUT_ROOT = Path("metamers-studies")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Section):
+    """One model of the study: a registry name (or ``timm:``/``torchvision:``/``file:``) and layers."""
+
+    name: str = Field(min_length=1)
+    layers: list[str] = Field(min_length=1)
+    label: str | None = None
+    random_weights: bool = False
+    weights: str | None = None
+    trust_code: bool = False
+
+    @field_validator("layers")
+    @classmethod
+    def _unique_layers(cls, layers: list[str]) -> list[str]:
+        duplicated = sorted({x for x in layers if layers.count(x) > 1})
+        if duplicated:
+            raise ValueError(f"layer listed twice: {', '.join(duplicated)}")
+        return layers
+
+    @property
+    def display(self) -> str:
+        """Short name used in labels, tables and figures."""
+        return self.label or self.name.rsplit(":", 1)[-1].removesuffix(".py")
+
+    def load_settings(self) -> dict[str, Any]:
+        """What identifies the model's weights (part of every task key that uses it)."""
+        return {
+            "name": self.name,
+            "random_weights": self.random_weights,
+            "weights": self.weights,
+            "trust_code": self.trust_code,
+        }
+
+
+class ModelsSection(_Section):
+    """Generating models (metamers are made from them) and observers (they judge the metamers)."""
+
+    generators: list[ModelSpec] = Field(min_length=1)
+    observers: list[ModelSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ModelsSection:
+        names = [m.display for m in (*self.generators, *self.observers)]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(
+                f"model listed twice: {', '.join(duplicated)} (give one of them a distinct label)"
+            )
+        return self
+
+    @property
+    def all(self) -> list[ModelSpec]:
+        """Generators then observers."""
+        return [*self.generators, *self.observers]
+
+
+class StimuliSection(_Section):
+    """The reference stimuli: a spec string, optionally limited or picked by id."""
+
+    spec: str = "bundled:photos"
+    limit: int | None = Field(default=None, ge=1)
+    ids: list[str] | None = None
+    chunk: int = Field(default=4, ge=1, description="Stimuli per metamer-generation task.")
+
+
+class SynthesisSection(_Section):
+    """A synthesis preset plus overrides of its settings, given as sibling keys.
+
+    ``synthesis: {preset: fast, steps: 300}`` uses the ``fast`` preset with
+    300 steps. Override keys are checked against the synthesis engine's
+    settings when the engine is installed.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    preset: str = "fast"
+
+    @model_validator(mode="after")
+    def _known_overrides(self) -> SynthesisSection:
+        known = synthesis_setting_names()
+        if known is None:
+            return self
+        for key in self.overrides:
+            if key not in known:
+                raise _UnknownKey(key, sorted(known | {"preset"}))
+        return self
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The settings that override the preset."""
+        return dict(self.model_extra or {})
+
+
+class NullSection(_Section):
+    """Null distributions: similarity of random pairs of natural stimuli, per model and layer."""
+
+    enabled: bool = True
+    pairs: int = Field(default=1000, ge=2)
+    stimuli: str = "bundled:photos"
+
+
+class EvaluationSection(_Section):
+    """Which evaluations to run on the finished metamers."""
+
+    recognisability: bool = True
+    representation_test: bool = True
+    transfer: bool = True
+    similarity: list[Literal["rsa", "cka"]] = Field(default_factory=lambda: ["rsa", "cka"])
+    features: bool = False
+    bootstraps: int = Field(default=1000, ge=1)
+
+
+class SlurmSection(_Section):
+    """submitit settings for ``executor: {kind: slurm}``."""
+
+    cluster: Literal["slurm", "local", "debug"] = "slurm"
+    partition: str | None = None
+    time_min: int = Field(default=60, ge=1)
+    mem_gb: float = Field(default=16, gt=0)
+    array_parallelism: int = Field(default=64, ge=1)
+    additional_parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExecutorSection(_Section):
+    """Where tasks run; never part of a task key (results do not depend on it)."""
+
+    kind: Literal["local", "ray", "slurm"] = "local"
+    address: str | None = None
+    cpus_per_task: int = Field(default=1, ge=1)
+    gpus_per_task: float | None = Field(default=None, ge=0)
+    slurm: SlurmSection = Field(default_factory=SlurmSection)
+
+
+class StudyConfig(_Section):
+    """A whole study.
+
+    Attributes
+    ----------
+    name
+        Short name; the default output folder is ``metamers-studies/NAME``.
+    seed
+        Base seed of every random choice in the study.
+    output
+        Study folder (store, catalog and report).
+    models, stimuli, synthesis, null, evaluation, executor
+        The sections described in ``docs/studies.md``.
+    source
+        The YAML file the study was read from (not a YAML key).
+    """
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    output: str | None = None
+    models: ModelsSection
+    stimuli: StimuliSection = Field(default_factory=StimuliSection)
+    synthesis: SynthesisSection = Field(default_factory=SynthesisSection)
+    null: NullSection = Field(default_factory=NullSection)
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    executor: ExecutorSection = Field(default_factory=ExecutorSection)
+    source: str | None = Field(default=None, exclude=True)
+
+    @property
+    def output_dir(self) -> Path:
+        """The study folder."""
+        return Path(self.output) if self.output else DEFAULT_OUTPUT_ROOT / self.name
+
+    def with_updates(self, **changes: Any) -> StudyConfig:
+        """A validated copy with top-level or dotted keys changed (``executor.kind="ray"``)."""
+        data = self.model_dump(mode="json")
+        for dotted, value in changes.items():
+            node = data
+            *parents, last = dotted.replace("__", ".").split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = value
+        return parse_study(data, source=self.source or "<study>", base_dir=None)
+
+    def digest(self) -> str:
+        """Hash of every setting (the executor section excluded)."""
+        data = self.model_dump(mode="json", exclude={"executor", "output"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class _UnknownKey(ValueError):
+    def __init__(self, key: str, known: list[str]) -> None:
+        self.key = key
+        self.known = known
+        super().__init__(f"unknown key {key!r}")
+
+
+def synthesis_setting_names() -> set[str] | None:
+    """Names the synthesis engine accepts as overrides, or ``None`` when it is not installed."""
+    try:
+        from metamers.synthesis import presets  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    names = getattr(presets, "SETTING_NAMES", None)
+    return set(names) if names is not None else None
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate a study YAML file.
+
+    Parameters
+    ----------
+    path
+        The YAML file.
+
+    Raises
+    ------
+    ConfigError
+        Missing file, YAML syntax error, unknown key or bad value (one line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"study file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path.name}: {where}invalid YAML ({problem})") from None
+    if isinstance(data, dict) and None in data:  # YAML reads a bare `null:` key as None
+        data["null"] = data.pop(None)
+    return parse_study(data, source=str(path), base_dir=path.parent)
+
+
+def bundled_study_names() -> list[str]:
+    """Names of the studies shipped with the package (``default``, ...)."""
+    folder = _bundled_folder()
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def _bundled_folder():
+    return resources.files("metamers").joinpath("data", "studies")
+
+
+def load_bundled_study(name: str = "default") -> StudyConfig:
+    """Read a study shipped with the package."""
+    names = bundled_study_names()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"no bundled study {name!r}{hint}; available: {', '.join(names)}")
+    with resources.as_file(_bundled_folder() / f"{name}.yaml") as path:
+        return load_study(path)
+
+
+def parse_study(data: Any, *, source: str = "<study>", base_dir: Path | None = None) -> StudyConfig:
+    """Validate a study given as a mapping (the parsed YAML).
+
+    Relative paths are resolved against ``base_dir`` when it is given.
+    """
+    label = Path(source).name
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: the study must be a mapping of keys (name, models, ...)")
+    try:
+        config = StudyConfig.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(f"{label}: {_first_error(exc)}") from None
+    return _resolve_paths(config, base_dir) if base_dir is not None else config
+
+
+def _resolve_paths(config: StudyConfig, base_dir: Path) -> StudyConfig:
+    def model(spec: ModelSpec) -> ModelSpec:
+        changes: dict[str, Any] = {}
+        if spec.name.startswith("file:"):
+            changes["name"] = "file:" + _resolve(spec.name.removeprefix("file:"), base_dir)
+        if spec.weights:
+            changes["weights"] = _resolve(spec.weights, base_dir)
+        return spec.model_copy(update=changes)
+
+    models = ModelsSection(
+        generators=[model(m) for m in config.models.generators],
+        observers=[model(m) for m in config.models.observers],
+    )
+    stimuli = config.stimuli.model_copy(
+        update={"spec": _resolve_spec(config.stimuli.spec, base_dir)}
+    )
+    null = config.null.model_copy(update={"stimuli": _resolve_spec(config.null.stimuli, base_dir)})
+    return config.model_copy(update={"models": models, "stimuli": stimuli, "null": null})
+
+
+def _resolve(text: str, base_dir: Path) -> str:
+    path = Path(text).expanduser()
+    return str(path if path.is_absolute() else (base_dir / path).resolve())
+
+
+def _resolve_spec(spec: str, base_dir: Path) -> str:
+    if spec.startswith("bundled:"):
+        return spec
+    return ",".join(_resolve(part.strip(), base_dir) for part in spec.split(",") if part.strip())
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    error = errors[0]
+    loc = tuple(error["loc"])
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    context = error.get("ctx") or {}
+    unknown = context.get("error")
+    if isinstance(unknown, _UnknownKey):
+        path = _format_loc((*loc, unknown.key))
+        return f"{path}: unknown key{_did_you_mean(unknown.key, unknown.known)}{more}"
+    if error["type"] == "extra_forbidden":
+        known = _fields_at(StudyConfig, loc[:-1])
+        return f"{_format_loc(loc)}: unknown key{_did_you_mean(str(loc[-1]), known)}{more}"
+    if error["type"] == "missing":
+        return f"{_format_loc(loc)}: missing key{more}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{_format_loc(loc)}: {message} (got {_short(error.get('input'))}){more}"
+
+
+def _format_loc(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _did_you_mean(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+    return f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(known)})"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        inner = getattr(annotation, "__args__", None) or (annotation,)
+        nested = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return sorted(name for name in model.model_fields if name != "source")

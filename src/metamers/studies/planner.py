@@ -1,0 +1,256 @@
+"""Expand a study into independent, content-keyed tasks with dependencies.
+
+A task's key is the hash of its kind, its settings and the keys of its
+inputs. Changing one setting therefore changes the keys of exactly the tasks
+that use it and of everything downstream of them; every other key, and so
+every other finished result, stays valid.
+
+Graph (kinds whose library function does not exist yet are left out, with a
+note in :attr:`Plan.notes`)::
+
+    features[model]            reference features (for RSA/CKA)
+    null[model]                null distribution per model (generators and observers)
+    generate[gen, layer, chunk]
+    validate[gen, layer, chunk]   <- generate, null[gen]
+    evaluate[observer]         <- generate*, validate*, null[observer]
+    compare                    <- features*
+    report                     <- everything (run by the driver)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from metamers.stimuli import StimulusSet, resolve_stimuli
+from metamers.studies.config import ModelSpec, StudyConfig
+from metamers.studies.tasks import KINDS, PENDING_KINDS, kind_available
+
+# Bump when a kind's outputs change meaning, so that old results are recomputed.
+KIND_VERSIONS: dict[str, int] = {
+    "features": 1,
+    "null": 1,
+    "generate": 1,
+    "validate": 1,
+    "evaluate": 1,
+    "compare": 1,
+    "report": 1,
+}
+FEATURE_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work.
+
+    Attributes
+    ----------
+    key
+        Content hash of kind, settings and input keys (16 hex digits).
+    kind
+        ``features``, ``null``, ``generate``, ``validate``, ``evaluate``, ``compare``, ``report``.
+    label
+        Human-readable name (``generate lite0 blocks.1 #0``).
+    settings
+        Everything that determines the result (JSON-serialisable).
+    inputs
+        Keys of the tasks whose results this one reads.
+    """
+
+    key: str
+    kind: str
+    label: str
+    settings: dict[str, Any]
+    inputs: tuple[str, ...] = ()
+
+
+def task_key(kind: str, settings: dict[str, Any], inputs: tuple[str, ...]) -> str:
+    """Content hash of a task: its kind (and version), settings and input keys."""
+    payload = {
+        "kind": kind,
+        "version": KIND_VERSIONS.get(kind, 1),
+        "settings": settings,
+        "inputs": sorted(inputs),
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Plan:
+    """The tasks of a study in dependency order, plus notes on what was left out."""
+
+    study: StudyConfig
+    tasks: dict[str, Task] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, label: str, settings: dict[str, Any], inputs=()) -> Task:
+        """Add a task (inputs must already be in the plan) and return it."""
+        inputs = tuple(inputs)
+        unknown = [k for k in inputs if k not in self.tasks]
+        if unknown:
+            raise ValueError(f"task {label} depends on unplanned tasks {unknown}")
+        task = Task(task_key(kind, settings, inputs), kind, label, settings, inputs)
+        self.tasks.setdefault(task.key, task)
+        return task
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self.tasks.values())
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def of_kind(self, kind: str) -> list[Task]:
+        """Tasks of one kind, in plan order."""
+        return [t for t in self if t.kind == kind]
+
+    def waves(self) -> list[list[Task]]:
+        """Tasks grouped by depth: every task's inputs are in earlier waves."""
+        depth: dict[str, int] = {}
+        for task in self:  # insertion order is a topological order
+            depth[task.key] = 1 + max((depth[k] for k in task.inputs), default=-1)
+        waves: list[list[Task]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+        for task in self:
+            waves[depth[task.key]].append(task)
+        return waves
+
+    def estimate(self, *, cuda: bool = False) -> dict[str, dict[str, float]]:
+        """Rough cost per kind: ``{kind: {"tasks", "steps", "seconds"}}`` (CPU; ÷10 with CUDA)."""
+        totals: dict[str, dict[str, float]] = {}
+        for task in self:
+            steps, seconds = (
+                KINDS[task.kind].estimate(task.settings) if task.kind in KINDS else (0, 1.0)
+            )
+            entry = totals.setdefault(task.kind, {"tasks": 0, "steps": 0, "seconds": 0.0})
+            entry["tasks"] += 1
+            entry["steps"] += steps
+            entry["seconds"] += seconds / 10 if cuda and steps else seconds
+        return totals
+
+    def dependents(self, key: str) -> set[str]:
+        """Keys of every task downstream of ``key``."""
+        found: set[str] = set()
+        for task in self:
+            if key in task.inputs or found.intersection(task.inputs):
+                found.add(task.key)
+        return found
+
+
+def plan_study(study: StudyConfig) -> Plan:
+    """Expand a study into its tasks.
+
+    Parameters
+    ----------
+    study
+        The validated study.
+
+    Returns
+    -------
+    Plan
+        Tasks in dependency order; ``notes`` lists what is left out and why.
+    """
+    plan = Plan(study)
+    stimuli = reference_stimuli(study)
+    features = _plan_features(plan, study, stimuli)
+    nulls = _plan_nulls(plan, study)
+    generated = _plan_generation(plan, study, stimuli)
+    validated = _plan_validation(plan, generated, nulls)
+    evaluated = _plan_evaluation(plan, study, generated, validated, nulls)
+    compared = _plan_compare(plan, study, features)
+    plan.add(
+        "report",
+        "report",
+        {"study": study.name},
+        [*features.values(), *nulls.values(), *generated, *validated, *evaluated, *compared],
+    )
+    return plan
+
+
+def reference_stimuli(study: StudyConfig) -> StimulusSet:
+    """The study's reference stimuli (spec, then ids, then limit)."""
+    stimuli = resolve_stimuli(study.stimuli.spec)
+    if study.stimuli.ids is not None:
+        stimuli = stimuli.select(study.stimuli.ids)
+    return stimuli.limit(study.stimuli.limit)
+
+
+def stimulus_settings(stimuli: StimulusSet) -> dict[str, Any]:
+    """How a task names its stimuli: spec, ids and fingerprint."""
+    return {"spec": stimuli.spec, "ids": stimuli.ids, "fingerprint": stimuli.fingerprint()}
+
+
+def _usable(plan: Plan, kind: str, wanted: bool, why: str = "") -> bool:
+    if not wanted:
+        return False
+    if kind_available(kind):
+        return True
+    what = PENDING_KINDS.get(kind, KINDS[kind].description if kind in KINDS else kind)
+    plan.notes.append(f"{kind}: {what} not available yet; left out{why}")
+    return False
+
+
+def _model_label(spec: ModelSpec) -> str:
+    return spec.display
+
+
+def _plan_features(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> dict[str, str]:
+    wanted = study.evaluation.features or (
+        bool(study.evaluation.similarity) and kind_available("compare")
+    )
+    if not _usable(plan, "features", wanted):
+        return {}
+    keys = {}
+    for spec in study.models.all:
+        settings = {
+            "model": spec.load_settings(),
+            "layers": list(spec.layers),
+            "stimuli": stimulus_settings(stimuli),
+            "batch_size": FEATURE_BATCH,
+        }
+        keys[spec.display] = plan.add("features", f"features {_model_label(spec)}", settings).key
+    return keys
+
+
+def _plan_nulls(plan: Plan, study: StudyConfig) -> dict[str, str]:
+    if not _usable(plan, "null", study.null.enabled):
+        return {}
+    raise NotImplementedError  # wired when metamers.null lands
+
+
+def _plan_generation(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> list[str]:
+    if not _usable(plan, "generate", True):
+        return []
+    raise NotImplementedError  # wired when metamers.synthesis lands
+
+
+def _plan_validation(plan: Plan, generated: list[str], nulls: dict[str, str]) -> list[str]:
+    if not generated or not nulls:
+        return []
+    if not _usable(plan, "validate", True):
+        return []
+    raise NotImplementedError
+
+
+def _plan_evaluation(
+    plan: Plan,
+    study: StudyConfig,
+    generated: list[str],
+    validated: list[str],
+    nulls: dict[str, str],
+) -> list[str]:
+    evaluation = study.evaluation
+    wanted = bool(study.models.observers) and (
+        evaluation.recognisability or evaluation.representation_test or evaluation.transfer
+    )
+    if not _usable(plan, "evaluate", wanted and bool(generated)):
+        return []
+    raise NotImplementedError
+
+
+def _plan_compare(plan: Plan, study: StudyConfig, features: dict[str, str]) -> list[str]:
+    if not _usable(plan, "compare", bool(study.evaluation.similarity)):
+        return []
+    raise NotImplementedError

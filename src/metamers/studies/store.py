@@ -1,0 +1,409 @@
+"""The study folder: task outputs plus a SQLite catalog of finished tasks.
+
+Layout::
+
+    STUDY/
+      study.yaml              the settings the last run used
+      catalog.sqlite          finished/failed tasks, the current plan, an event log
+      tasks/KIND/KEY/         one folder per finished task (outputs + task.json)
+      work/KEY/               scratch of unfinished tasks (library checkpoints)
+      report/                 index.html and tables
+
+Crash safety: only the driver writes here. A finished task's files are
+written atomically into ``tasks/KIND/KEY.partial/``, ``task.json`` last,
+then the folder is renamed to ``tasks/KIND/KEY`` (an atomic rename), then
+the catalog row is committed. A kill before the rename leaves a
+``.partial`` folder that the next run removes; a kill after the rename but
+before the commit leaves a complete folder that the next run adopts
+(``task.json`` holds the result). The catalog runs in WAL mode, so a kill
+never corrupts it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from metamers.errors import ConfigError, MetamersError
+from metamers.io import write_bytes_atomic, write_json_atomic
+from metamers.studies.planner import Plan, Task
+from metamers.studies.tasks import TaskOutcome
+
+CATALOG = "catalog.sqlite"
+MANIFEST = "task.json"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    label TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    status TEXT NOT NULL,
+    summary TEXT,
+    files TEXT,
+    error TEXT,
+    seconds REAL,
+    host TEXT,
+    executor TEXT,
+    finished REAL
+);
+CREATE TABLE IF NOT EXISTS plan (
+    key TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    label TEXT NOT NULL,
+    inputs TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run TEXT NOT NULL,
+    key TEXT,
+    event TEXT NOT NULL,
+    time REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A row of the catalog."""
+
+    key: str
+    kind: str
+    label: str
+    status: str
+    settings: dict[str, Any]
+    inputs: tuple[str, ...]
+    summary: dict[str, Any]
+    files: list[dict[str, Any]]
+    error: str | None
+    seconds: float | None
+
+
+class StudyStore:
+    """One study folder and its catalog.
+
+    Parameters
+    ----------
+    root
+        The study folder (created when ``create`` is set).
+    create
+        Create the folder and catalog if missing; otherwise they must exist.
+    """
+
+    def __init__(self, root: str | Path, *, create: bool = False) -> None:
+        self.root = Path(root)
+        if not create and not (self.root / CATALOG).is_file():
+            raise ConfigError(
+                f"{self.root} is not a study folder (no {CATALOG}); run a study first"
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.root / CATALOG, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._lock_handle = None
+        self.run_id = uuid.uuid4().hex[:12]
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the writer lock and close the catalog."""
+        self._db.close()
+        if self._lock_handle is not None:
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> StudyStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def acquire(self) -> None:
+        """Become the study's single writer (refuses if another driver runs it)."""
+        handle = open(self.root / ".lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise MetamersError(
+                f"another `metamers run` is writing {self.root}; wait for it or stop it"
+            ) from None
+        self._lock_handle = handle
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Remove leftovers of killed runs: partial task folders and temporary files."""
+        tasks = self.root / "tasks"
+        for partial in tasks.glob("*/*.partial"):
+            shutil.rmtree(partial, ignore_errors=True)
+        for stale in self.root.rglob(".*.tmp"):
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
+
+    # -- plan ----------------------------------------------------------------------------------
+
+    def record_plan(self, plan: Plan) -> None:
+        """Store the study settings and the current plan (the tasks ``status`` reports on)."""
+        data = plan.study.model_dump(mode="json")
+        write_bytes_atomic(self.root / "study.yaml", yaml.safe_dump(data, sort_keys=False).encode())
+        rows = [(t.key, i, t.kind, t.label, json.dumps(list(t.inputs))) for i, t in enumerate(plan)]
+        meta = {"name": plan.study.name, "notes": plan.notes, "digest": plan.study.digest()}
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM plan")
+            self._db.executemany("INSERT INTO plan VALUES (?, ?, ?, ?, ?)", rows)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in meta.items()],
+            )
+
+    def meta(self) -> dict[str, Any]:
+        """Study name, settings digest and planner notes of the last run."""
+        rows = self._db.execute("SELECT name, value FROM meta").fetchall()
+        return {name: json.loads(value) for name, value in rows}
+
+    def planned(self) -> list[dict[str, Any]]:
+        """The current plan: ``key, kind, label, inputs, status`` per task, in order."""
+        rows = self._db.execute(
+            "SELECT p.key, p.kind, p.label, p.inputs, coalesce(t.status, 'pending'), t.error,"
+            " t.seconds FROM plan p LEFT JOIN tasks t ON p.key = t.key ORDER BY p.position"
+        ).fetchall()
+        return [
+            {
+                "key": key,
+                "kind": kind,
+                "label": label,
+                "inputs": json.loads(inputs),
+                "status": status,
+                "error": error,
+                "seconds": seconds,
+            }
+            for key, kind, label, inputs, status, error, seconds in rows
+        ]
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    def task_dir(self, task: Task | TaskRecord) -> Path:
+        """Where a finished task's outputs live."""
+        return self.root / "tasks" / task.kind / task.key
+
+    def scratch_dir(self, key: str) -> Path:
+        """A task's scratch folder (kept across attempts)."""
+        return self.root / "work" / key
+
+    def status_of(self, key: str) -> str:
+        """``done``, ``failed`` or ``pending``."""
+        row = self._db.execute("SELECT status FROM tasks WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else "pending"
+
+    def is_done(self, key: str) -> bool:
+        """Whether a task finished (in the catalog with its folder present)."""
+        return self.status_of(key) == "done"
+
+    def adopt(self, task: Task) -> bool:
+        """Catalog a task whose folder was completed by a run killed before its commit."""
+        folder = self.task_dir(task)
+        manifest = folder / MANIFEST
+        if self.is_done(task.key) or not manifest.is_file():
+            return False
+        record = json.loads(manifest.read_text())
+        self._commit(task, "done", record["summary"], record["files"], None, record["seconds"], "")
+        self._event(task.key, "adopted")
+        return True
+
+    def store(self, task: Task, outcome: TaskOutcome, executor: str) -> None:
+        """Write a finished task's outputs and catalog it (or record its failure)."""
+        if not outcome.ok:
+            self._commit(task, "failed", {}, [], outcome.error, outcome.seconds, outcome.host)
+            self._event(task.key, "failed")
+            return
+        files = self._write_outputs(task, outcome)
+        self._commit(
+            task, "done", outcome.summary, files, None, outcome.seconds, outcome.host, executor
+        )
+        self._event(task.key, "done")
+
+    def _write_outputs(self, task: Task, outcome: TaskOutcome) -> list[dict[str, Any]]:
+        final = self.task_dir(task)
+        partial = final.with_name(final.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        files = []
+        for relative, data in sorted(outcome.files.items()):
+            path = partial / relative
+            if ".." in Path(relative).parts or Path(relative).is_absolute():
+                raise MetamersError(f"task {task.label} returned a file outside its folder")
+            write_bytes_atomic(path, data)
+            digest = hashlib.sha256(data).hexdigest()[:16]
+            files.append({"path": relative, "bytes": len(data), "sha256": digest})
+        manifest = {
+            "key": task.key,
+            "kind": task.kind,
+            "label": task.label,
+            "settings": task.settings,
+            "inputs": list(task.inputs),
+            "summary": outcome.summary,
+            "files": files,
+            "seconds": outcome.seconds,
+        }
+        write_json_atomic(partial / MANIFEST, manifest)
+        _fsync_dir(partial)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        _fsync_dir(final.parent)
+        return files
+
+    def _commit(self, task, status, summary, files, error, seconds, host, executor="") -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    task.key,
+                    task.kind,
+                    task.label,
+                    json.dumps(task.settings, sort_keys=True),
+                    json.dumps(list(task.inputs)),
+                    status,
+                    json.dumps(summary, sort_keys=True),
+                    json.dumps(files),
+                    error,
+                    seconds,
+                    host,
+                    executor,
+                    time.time(),
+                ),
+            )
+
+    def _event(self, key: str | None, event: str) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO events (run, key, event, time) VALUES (?, ?, ?, ?)",
+                (self.run_id, key, event, time.time()),
+            )
+
+    def log(self, event: str, key: str | None = None) -> None:
+        """Add an event (``run-started``, ``started``, ...) to the catalog's log."""
+        self._event(key, event)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def records(
+        self, *, status: str | None = "done", planned_only: bool = True
+    ) -> list[TaskRecord]:
+        """Catalogued tasks (by default: finished tasks of the current plan, in plan order)."""
+        query = (
+            "SELECT t.key, t.kind, t.label, t.status, t.settings, t.inputs, t.summary, t.files,"
+            " t.error, t.seconds FROM tasks t"
+        )
+        if planned_only:
+            query += " JOIN plan p ON p.key = t.key"
+        params: tuple = ()
+        if status is not None:
+            query += " WHERE t.status = ?"
+            params = (status,)
+        query += " ORDER BY p.position" if planned_only else " ORDER BY t.kind, t.label"
+        return [_record(row) for row in self._db.execute(query, params).fetchall()]
+
+    def record(self, key: str) -> TaskRecord | None:
+        """One catalogued task, or ``None``."""
+        row = self._db.execute(
+            "SELECT key, kind, label, status, settings, inputs, summary, files, error, seconds"
+            " FROM tasks WHERE key = ?",
+            (key,),
+        ).fetchone()
+        return _record(row) if row else None
+
+    def events(self, key: str | None = None) -> list[tuple[str, str | None, str]]:
+        """The event log as ``(run, key, event)``."""
+        query = "SELECT run, key, event FROM events"
+        params: tuple = ()
+        if key is not None:
+            query += " WHERE key = ?"
+            params = (key,)
+        return self._db.execute(query + " ORDER BY id", params).fetchall()
+
+    def verify(self, records: Iterable[TaskRecord] | None = None) -> list[str]:
+        """Problems with finished tasks' files (missing, wrong size or hash); empty when sound."""
+        problems = []
+        for record in self.records() if records is None else records:
+            folder = self.task_dir(record)
+            for entry in record.files:
+                path = folder / entry["path"]
+                if not path.is_file():
+                    problems.append(f"{record.label}: missing {entry['path']}")
+                    continue
+                data = path.read_bytes()
+                if hashlib.sha256(data).hexdigest()[:16] != entry["sha256"]:
+                    problems.append(f"{record.label}: {entry['path']} differs from the catalog")
+        return problems
+
+
+def catalog_status(root: str | Path) -> dict[str, str]:
+    """Key → status of every catalogued task in ``root`` (empty when there is no study there).
+
+    Opens the catalog read-only: safe while a run is writing it.
+    """
+    path = Path(root) / CATALOG
+    if not path.is_file():
+        return {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        return dict(db.execute("SELECT key, status FROM tasks").fetchall())
+    finally:
+        db.close()
+
+
+def is_running(root: str | Path) -> bool:
+    """Whether a driver currently holds the study's writer lock."""
+    lock = Path(root) / ".lock"
+    if not lock.exists():
+        return False
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def _record(row: tuple) -> TaskRecord:
+    key, kind, label, status, settings, inputs, summary, files, error, seconds = row
+    return TaskRecord(
+        key=key,
+        kind=kind,
+        label=label,
+        status=status,
+        settings=json.loads(settings),
+        inputs=tuple(json.loads(inputs)),
+        summary=json.loads(summary or "{}"),
+        files=json.loads(files or "[]"),
+        error=error,
+        seconds=seconds,
+    )
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
