@@ -25,6 +25,14 @@ SIMILARITY_METRICS = ("spearman", "pearson", "snr_db")
 
 SNR_VARIANTS = ("conventional", "published")
 
+_UNIT_TOLERANCE = 1e-12
+"""Correlations within this of ±1 are set to exactly ±1.
+
+Round-off differs between the direct and the Gram-matrix computation; without
+snapping, a perfect rank match could score 1.0 one way and 1 − 2e-16 the
+other, and "exceeds the null maximum" would be decided by round-off.
+"""
+
 
 def _as_rows(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if a.shape != b.shape:
@@ -79,8 +87,11 @@ def _correlate_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     b = b - b.mean(dim=1, keepdim=True)
     denominator = a.norm(dim=1) * b.norm(dim=1)
     r = (a * b).sum(dim=1) / denominator
-    r = torch.where(denominator > 0, r, torch.zeros_like(r))
-    return r.clamp(-1.0, 1.0)
+    return _snap_unit(torch.where(denominator > 0, r, torch.zeros_like(r)))
+
+
+def _snap_unit(r: torch.Tensor) -> torch.Tensor:
+    return torch.where((r.abs() - 1).abs() < _UNIT_TOLERANCE, r.sign(), r.clamp(-1.0, 1.0))
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -199,4 +210,4 @@ def _standardised_gram(rows: torch.Tensor) -> torch.Tensor:
     centred = rows - rows.mean(dim=1, keepdim=True)
     norm = centred.norm(dim=1, keepdim=True)
     unit = torch.where(norm > 0, centred / norm, torch.zeros_like(centred))
-    return (unit @ unit.T).clamp(-1.0, 1.0)
+    return _snap_unit(unit @ unit.T)

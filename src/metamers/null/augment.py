@@ -1,0 +1,79 @@
+"""Training-style augmentation for null-distribution views (seeded, torchvision.transforms.v2)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torchvision.transforms import v2
+
+from metamers.stimuli import match_channels
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Parameters of the training-style augmentation applied to every null view.
+
+    The defaults follow the ImageNet training transform of the ``robustness``
+    library used by the published work: random resized crop (scale 0.08–1,
+    aspect 3/4–4/3), horizontal flip, colour jitter 0.1 (brightness, contrast,
+    saturation). Its PCA "lighting" noise is left out.
+
+    Attributes
+    ----------
+    enabled
+        ``False`` gives plain centre-cropped stimuli (and is the only choice for audio).
+    crop_scale, crop_ratio
+        Area fraction and aspect-ratio ranges of the random resized crop.
+    flip_p
+        Probability of a horizontal flip.
+    brightness, contrast, saturation, hue
+        Colour-jitter strengths (``torchvision.transforms.v2.ColorJitter``).
+    """
+
+    enabled: bool = True
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    brightness: float = 0.1
+    contrast: float = 0.1
+    saturation: float = 0.1
+    hue: float = 0.0
+
+    @classmethod
+    def none(cls) -> Augmentation:
+        """No augmentation: each view is the stimulus fitted to the model's input."""
+        return cls(enabled=False)
+
+    def as_dict(self) -> dict:
+        """Plain dict (for cache keys and reports)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def transform(self, input_shape: tuple[int, ...]) -> v2.Transform:
+        """The torchvision v2 pipeline producing a ``(C, H, W)`` view of ``input_shape``."""
+        _, height, width = input_shape
+        steps: list[v2.Transform] = [
+            v2.RandomResizedCrop(
+                (height, width), scale=self.crop_scale, ratio=self.crop_ratio, antialias=True
+            )
+        ]
+        if self.flip_p > 0:
+            steps.append(v2.RandomHorizontalFlip(self.flip_p))
+        if any((self.brightness, self.contrast, self.saturation, self.hue)):
+            steps.append(v2.ColorJitter(self.brightness, self.contrast, self.saturation, self.hue))
+        return v2.Compose(steps)
+
+
+def augmented_view(
+    raw: torch.Tensor, transform: v2.Transform, input_shape: tuple[int, ...], seed: int
+) -> torch.Tensor:
+    """One augmented view of a raw ``(C, H, W)`` image, reproducible from ``seed``.
+
+    torchvision's random transforms draw from torch's global generator, so the
+    draw happens inside :func:`torch.random.fork_rng`, seeded per view: the
+    caller's random state is untouched and each view depends only on its seed.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        image = match_channels(raw.float(), input_shape[0])
+        return transform(image).clamp(0.0, 1.0)

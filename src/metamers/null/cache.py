@@ -1,0 +1,90 @@
+"""On-disk cache of null distributions: one atomic ``.npz`` per key.
+
+The key is everything the values depend on: model fingerprint (weights and
+input contract), layer set, stimulus-set fingerprint, augmentation, number of
+pairs, seed and sampling settings. The file name carries a hash of the key
+*without* the format version, so a file written by an older format is found,
+recognised as stale and recomputed (or refused) instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from metamers.errors import MetamersError
+from metamers.io import atomic_path
+
+FORMAT_VERSION = 1
+"""Bump when the stored arrays or the metric definitions change."""
+
+STALE_POLICIES = ("recompute", "raise")
+
+
+class NullCacheError(MetamersError):
+    """A cached null distribution is corrupt or stale and may not be recomputed."""
+
+
+class NullCacheWarning(UserWarning):
+    """A cached null distribution was corrupt or stale and is being recomputed."""
+
+
+def default_cache_dir() -> Path:
+    """``$METAMERS_CACHE/null`` when the variable is set, else ``~/.cache/metamers/null``."""
+    root = os.environ.get("METAMERS_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "metamers") / "null"
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
+    """The cache folder to use: the argument when given, else :func:`default_cache_dir`."""
+    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+
+
+def key_hash(key: dict) -> str:
+    """Stable 16-hex-digit hash of a cache key."""
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cache_path(cache_dir: Path, model_name: str, key: dict) -> Path:
+    """Where the null for ``key`` lives: ``CACHE/<model>-<hash>.npz``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name).strip("_") or "model"
+    return cache_dir / f"{safe}-{key_hash(key)}.npz"
+
+
+def save_arrays(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``meta`` (JSON) and ``arrays`` to ``path`` atomically (compressed npz)."""
+    payload = {"meta": np.array(json.dumps({**meta, "format_version": FORMAT_VERSION}))}
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **payload, **arrays)
+
+
+def load_arrays(path: Path, key: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read a cache file written by :func:`save_arrays` and check it against ``key``.
+
+    Raises
+    ------
+    NullCacheError
+        The file cannot be read, was written by another format version, or
+        holds a different key (stale).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            arrays = {name: data[name] for name in data.files if name != "meta"}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise NullCacheError(f"corrupt null cache file {path}: {exc}") from exc
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise NullCacheError(
+            f"stale null cache file {path}: format version {version}, expected {FORMAT_VERSION}"
+        )
+    if meta.get("key") != key:
+        raise NullCacheError(f"stale null cache file {path}: it was computed for another key")
+    return meta, arrays

@@ -1,0 +1,531 @@
+"""Null distributions: similarity of random pairs of *different* natural stimuli, per layer.
+
+A null answers "how similar are a model's activations for two unrelated
+natural stimuli?". Each pair holds augmented views (random resized crop,
+flip, colour jitter) of two different source stimuli — never two crops of
+one photo. Views are run through the model in batches (one forward per view,
+stopping at the deepest requested layer, all layers in one pass), and pairs
+are formed among the views of a batch, each view serving in several pairs.
+
+The maximum of a null grows with its number of pairs, so every criterion
+built from it reports that number, and the number of distinct stimuli and
+stimulus pairs it rests on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from metamers.errors import ConfigError, LayerError, StimulusError
+from metamers.models import PixelModel
+from metamers.null.augment import Augmentation, augmented_view
+from metamers.null.cache import (
+    STALE_POLICIES,
+    NullCacheError,
+    NullCacheWarning,
+    cache_path,
+    load_arrays,
+    resolve_cache_dir,
+    save_arrays,
+)
+from metamers.similarity.metrics import SIMILARITY_METRICS, indexed_similarities
+from metamers.stimuli import StimulusSet
+
+MIN_RECOMMENDED_STIMULI = 100
+"""Below this many distinct source stimuli a null gets a :class:`SmallNullWarning`."""
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class SmallNullWarning(UserWarning):
+    """A null rests on few distinct stimuli: its maximum is a weak criterion."""
+
+
+@dataclass
+class NullDistribution:
+    """Similarities of random pairs of different natural stimuli at several layers.
+
+    Attributes
+    ----------
+    model, model_fingerprint
+        The model's name and weights fingerprint.
+    layers
+        Layers, in the order of the columns of ``values``.
+    values
+        ``{metric: (n_pairs, n_layers)}`` float64 for Spearman, Pearson and dB SNR
+        (conventional ``20·log10``; see :func:`metamers.similarity.metrics.snr_db`).
+    first, second
+        ``(n_pairs,)`` indices into ``stimulus_ids`` of each pair's source stimuli
+        (always different).
+    stimulus_ids
+        The pool the pairs were drawn from.
+    stimuli_spec, stimuli_fingerprint
+        The pool's spec string and fingerprint.
+    augmentation
+        The augmentation parameters (:meth:`Augmentation.as_dict`).
+    seed
+        Seed of the sampling.
+    n_views
+        Number of augmented views (forward passes) the pairs were formed from.
+    path
+        Cache file, when cached.
+    from_cache
+        Whether this object was read from the cache.
+    """
+
+    model: str
+    model_fingerprint: str
+    layers: tuple[str, ...]
+    values: dict[str, np.ndarray]
+    first: np.ndarray
+    second: np.ndarray
+    stimulus_ids: tuple[str, ...]
+    stimuli_spec: str
+    stimuli_fingerprint: str
+    augmentation: dict
+    seed: int
+    n_views: int
+    path: Path | None = None
+    from_cache: bool = False
+    key: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of pairs (the ``N`` every criterion depends on)."""
+        return int(self.first.shape[0])
+
+    @property
+    def pool_size(self) -> int:
+        """Number of stimuli in the pool the pairs were drawn from."""
+        return len(self.stimulus_ids)
+
+    @property
+    def n_stimuli(self) -> int:
+        """Number of distinct source stimuli that appear in at least one pair."""
+        return int(np.unique(np.concatenate([self.first, self.second])).size)
+
+    @property
+    def n_distinct_pairs(self) -> int:
+        """Number of distinct unordered pairs of source stimuli."""
+        low = np.minimum(self.first, self.second).astype(np.int64)
+        high = np.maximum(self.first, self.second).astype(np.int64)
+        return int(np.unique(low * self.pool_size + high).size)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Metric names held."""
+        return tuple(self.values)
+
+    def describe(self) -> str:
+        """One line: pairs, distinct stimuli and distinct stimulus pairs."""
+        return (
+            f"null of {self.n_pairs} pairs ({self.n_views} augmented views) from "
+            f"{self.n_stimuli} distinct stimuli, {self.n_distinct_pairs} distinct stimulus pairs"
+        )
+
+    def check_layers(self, layers: Sequence[str]) -> None:
+        """Raise :class:`LayerError` unless the null covers every layer in ``layers``."""
+        missing = [layer for layer in layers if layer not in self.layers]
+        if missing:
+            raise LayerError(
+                f"the null for {self.model} covers layers {list(self.layers)}, not {missing}; "
+                f"recompute it with these layers (e.g. `metamers null {self.model} "
+                f"--layers {','.join(dict.fromkeys([*self.layers, *missing]))}`)"
+            )
+
+    def column(self, layer: str, metric: str) -> np.ndarray:
+        """The ``(n_pairs,)`` null values of ``metric`` at ``layer``."""
+        self.check_layers([layer])
+        if metric not in self.values:
+            raise ConfigError(f"the null holds metrics {self.metrics}, not {metric!r}")
+        return self.values[metric][:, self.layers.index(layer)]
+
+    def max(self, layer: str, metric: str) -> float:
+        """Maximum of the null (the published acceptance threshold)."""
+        return float(np.max(self.column(layer, metric)))
+
+    def quantile(self, layer: str, metric: str, q: float) -> float:
+        """The ``q``-quantile (``0 ≤ q ≤ 1``) of the null."""
+        return float(np.quantile(self.column(layer, metric), q))
+
+    def p_value(self, layer: str, metric: str, value: np.ndarray | float) -> np.ndarray:
+        """Empirical one-sided p-value ``(1 + #{null ≥ value}) / (N + 1)``."""
+        column = np.sort(self.column(layer, metric))
+        value = np.asarray(value, dtype=np.float64)
+        at_least = column.size - np.searchsorted(column, value, side="left")
+        return (1.0 + at_least) / (column.size + 1.0)
+
+    def summary(self) -> pd.DataFrame:
+        """Tidy quantiles: one row per layer × metric (min, median, 99 %, max, pairs, stimuli)."""
+        rows = []
+        for metric, table in self.values.items():
+            for j, layer in enumerate(self.layers):
+                column = table[:, j]
+                rows.append(
+                    {
+                        "layer": layer,
+                        "metric": metric,
+                        "min": float(np.min(column)),
+                        "median": float(np.median(column)),
+                        "q99": float(np.quantile(column, 0.99)),
+                        "max": float(np.max(column)),
+                        "n_pairs": self.n_pairs,
+                        "n_stimuli": self.n_stimuli,
+                        "n_distinct_pairs": self.n_distinct_pairs,
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Every value, tidy: one row per pair × layer × metric."""
+        frames = []
+        for metric, table in self.values.items():
+            for j, layer in enumerate(self.layers):
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "pair": np.arange(self.n_pairs),
+                            "first": np.asarray(self.stimulus_ids)[self.first],
+                            "second": np.asarray(self.stimulus_ids)[self.second],
+                            "layer": layer,
+                            "metric": metric,
+                            "value": table[:, j],
+                        }
+                    )
+                )
+        return pd.concat(frames, ignore_index=True)
+
+
+def null_key(
+    model: PixelModel,
+    layers: Sequence[str],
+    stimuli: StimulusSet,
+    n_pairs: int,
+    seed: int,
+    augmentation: Augmentation,
+    batch_size: int,
+    pairs_per_view: int,
+) -> dict:
+    """The cache key: everything the null's values depend on (JSON-normalised)."""
+    key = {
+        "model": model.name,
+        "model_fingerprint": model.fingerprint(),
+        "layers": sorted(set(layers)),
+        "stimuli": stimuli.fingerprint(),
+        "augmentation": augmentation.as_dict(),
+        "n_pairs": int(n_pairs),
+        "seed": int(seed),
+        "batch_size": int(batch_size),
+        "pairs_per_view": int(pairs_per_view),
+        "metrics": list(SIMILARITY_METRICS),
+    }
+    return json.loads(json.dumps(key))
+
+
+def compute_null(
+    model: PixelModel,
+    layers: Sequence[str],
+    stimuli: StimulusSet,
+    n_pairs: int,
+    *,
+    seed: int = 0,
+    augmentation: Augmentation | None = None,
+    batch_size: int = 32,
+    pairs_per_view: int = 8,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    on_stale: str = "recompute",
+    progress: ProgressCallback | None = None,
+) -> NullDistribution:
+    """Compute (or load from the cache) the null distribution of a model at some layers.
+
+    Parameters
+    ----------
+    model
+        The model whose activations are compared.
+    layers
+        Layers to measure (all in one forward pass per batch).
+    stimuli
+        Pool of natural stimuli; at least 2. Pairs always join two different stimuli.
+    n_pairs
+        Number of pairs ``N``. The null's maximum grows with ``N``.
+    seed
+        Seed of the view sources, augmentation and pairing.
+    augmentation
+        Training-style augmentation (default :class:`Augmentation`; none for audio).
+    batch_size
+        Views per forward pass; pairs are formed among the views of a batch.
+    pairs_per_view
+        Average number of pairs each view serves in (``batch_size·pairs_per_view/2``
+        pairs per batch, at most the number of valid pairs in the batch).
+    cache_dir
+        Cache folder (default ``$METAMERS_CACHE/null`` or ``~/.cache/metamers/null``).
+    use_cache
+        Read and write the cache.
+    on_stale
+        ``"recompute"`` (warn and overwrite) or ``"raise"`` for a corrupt or stale cache file.
+    progress
+        Called as ``progress(pairs_done, n_pairs)`` after every batch.
+
+    Returns
+    -------
+    NullDistribution
+
+    Raises
+    ------
+    StimulusError
+        Fewer than 2 stimuli in the pool.
+    LayerError
+        An unknown layer.
+    NullCacheError
+        A corrupt or stale cache file with ``on_stale="raise"``.
+    """
+    layers = list(dict.fromkeys(model.check_layers(layers)))
+    _check_arguments(stimuli, n_pairs, batch_size, pairs_per_view, on_stale)
+    if augmentation is None:
+        augmentation = Augmentation() if model.modality == "image" else Augmentation.none()
+    if augmentation.enabled and model.modality != "image":
+        raise ConfigError("augmentation is only defined for images; use Augmentation.none()")
+    key = null_key(model, layers, stimuli, n_pairs, seed, augmentation, batch_size, pairs_per_view)
+    path = cache_path(resolve_cache_dir(cache_dir), model.name, key) if use_cache else None
+    null = _read_cache(path, key, layers, on_stale) if path is not None else None
+    if null is None:
+        null = _sample_null(
+            model,
+            layers,
+            stimuli,
+            n_pairs,
+            seed,
+            augmentation,
+            batch_size,
+            pairs_per_view,
+            progress,
+        )
+        null.key = key
+        if path is not None:
+            _write_cache(path, null)
+            null.path = path
+    _warn_if_small(null)
+    return null
+
+
+def _check_arguments(
+    stimuli: StimulusSet, n_pairs: int, batch_size: int, pairs_per_view: int, on_stale: str
+) -> None:
+    if len(stimuli) < 2:
+        raise StimulusError(
+            f"a null needs at least 2 different stimuli, {stimuli.spec!r} has {len(stimuli)}; "
+            "give a larger set with --stimuli"
+        )
+    if n_pairs < 1:
+        raise ConfigError(f"the number of null pairs must be at least 1, got {n_pairs}")
+    if batch_size < 2:
+        raise ConfigError(f"null batch size must be at least 2, got {batch_size}")
+    if pairs_per_view < 1:
+        raise ConfigError(f"pairs_per_view must be at least 1, got {pairs_per_view}")
+    if on_stale not in STALE_POLICIES:
+        raise ConfigError(f"on_stale must be one of {STALE_POLICIES}, got {on_stale!r}")
+
+
+def _warn_if_small(null: NullDistribution) -> None:
+    if null.n_stimuli < MIN_RECOMMENDED_STIMULI:
+        warnings.warn(
+            f"{null.describe()}: fewer than {MIN_RECOMMENDED_STIMULI} distinct stimuli, so its "
+            "maximum is a weak acceptance criterion (the published nulls used 10^4-10^6 pairs "
+            "of ImageNet training images); pass a larger stimulus set",
+            SmallNullWarning,
+            stacklevel=3,
+        )
+
+
+def _sample_null(
+    model: PixelModel,
+    layers: list[str],
+    stimuli: StimulusSet,
+    n_pairs: int,
+    seed: int,
+    augmentation: Augmentation,
+    batch_size: int,
+    pairs_per_view: int,
+    progress: ProgressCallback | None,
+) -> NullDistribution:
+    loader = _view_loader(model, stimuli, augmentation)
+    root = np.random.SeedSequence(seed)
+    sources = _source_schedule(np.random.default_rng(root.spawn(1)[0]), len(stimuli))
+    per_batch = max(1, batch_size * pairs_per_view // 2)
+    values = {m: np.empty((n_pairs, len(layers))) for m in SIMILARITY_METRICS}
+    first = np.empty(n_pairs, dtype=np.int32)
+    second = np.empty(n_pairs, dtype=np.int32)
+    done, n_views, batch_index = 0, 0, 0
+    while done < n_pairs:
+        batch_seed = np.random.SeedSequence([seed, 1, batch_index])
+        rng = np.random.default_rng(batch_seed)
+        source = _batch_sources(sources, batch_size, rng)
+        view_seeds = batch_seed.generate_state(batch_size, dtype=np.uint64) >> np.uint64(1)
+        views = torch.stack([loader(int(s), int(v)) for s, v in zip(source, view_seeds)])
+        i, j = _pick_pairs(source, min(per_batch, n_pairs - done), rng)
+        with torch.inference_mode():
+            activations = model.activations(views.to(model.device), layers)
+            ii, jj = torch.as_tensor(i), torch.as_tensor(j)
+            for col, layer in enumerate(layers):
+                batch_values = indexed_similarities(activations[layer], ii, jj)
+                for metric, value in batch_values.items():
+                    values[metric][done : done + len(i), col] = value.cpu().numpy()
+        first[done : done + len(i)], second[done : done + len(i)] = source[i], source[j]
+        done += len(i)
+        n_views += batch_size
+        batch_index += 1
+        if progress is not None:
+            progress(done, n_pairs)
+    return NullDistribution(
+        model=model.name,
+        model_fingerprint=model.fingerprint(),
+        layers=tuple(layers),
+        values=values,
+        first=first,
+        second=second,
+        stimulus_ids=tuple(stimuli.ids),
+        stimuli_spec=stimuli.spec,
+        stimuli_fingerprint=stimuli.fingerprint(),
+        augmentation=augmentation.as_dict(),
+        seed=int(seed),
+        n_views=n_views,
+    )
+
+
+_RAW_CACHE: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+_RAW_CACHE_SIZE = 256
+
+
+def _load_raw_cached(stimuli: StimulusSet, index: int) -> torch.Tensor:
+    """Decoded raw stimulus, kept in a small process-wide LRU (decoding dominates small nulls)."""
+    stimulus = stimuli[index]
+    key = (stimuli.fingerprint(), stimulus.id)
+    if key in _RAW_CACHE:
+        _RAW_CACHE.move_to_end(key)
+        return _RAW_CACHE[key]
+    raw = stimuli.load_raw(stimulus)
+    _RAW_CACHE[key] = raw
+    while len(_RAW_CACHE) > _RAW_CACHE_SIZE:
+        _RAW_CACHE.popitem(last=False)
+    return raw
+
+
+def _view_loader(
+    model: PixelModel, stimuli: StimulusSet, augmentation: Augmentation
+) -> Callable[[int, int], torch.Tensor]:
+    """``load(stimulus_index, view_seed) -> view`` of ``model.input_shape``."""
+    transform = augmentation.transform(model.input_shape) if augmentation.enabled else None
+
+    def load(index: int, view_seed: int) -> torch.Tensor:
+        if transform is None:
+            return stimuli.load(stimuli[index], model.input_shape)
+        raw = _load_raw_cached(stimuli, index)
+        return augmented_view(raw, transform, model.input_shape, view_seed)
+
+    return load
+
+
+def _source_schedule(rng: np.random.Generator, n_stimuli: int) -> Iterator[int]:
+    """Endless stream of stimulus indices: one random permutation after another (balanced use)."""
+    while True:
+        yield from rng.permutation(n_stimuli).tolist()
+
+
+def _batch_sources(sources: Iterator[int], batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    source = np.array([next(sources) for _ in range(batch_size)], dtype=np.int64)
+    if np.unique(source).size < 2:
+        # Only possible at a permutation boundary with tiny batches: force a second stimulus.
+        other = next(s for s in sources if s != source[0])
+        source[rng.integers(1, batch_size)] = other
+    return source
+
+
+def _pick_pairs(
+    source: np.ndarray, n_wanted: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct view pairs with different source stimuli, in random member order."""
+    i, j = np.triu_indices(source.size, k=1)
+    valid = source[i] != source[j]
+    i, j = i[valid], j[valid]
+    chosen = rng.choice(i.size, size=min(n_wanted, i.size), replace=False)
+    i, j = i[chosen], j[chosen]
+    swap = rng.random(i.size) < 0.5
+    return np.where(swap, j, i), np.where(swap, i, j)
+
+
+def _read_cache(path: Path, key: dict, layers: list[str], on_stale: str) -> NullDistribution | None:
+    if not path.exists():
+        return None
+    try:
+        meta, arrays = load_arrays(path, key)
+        null = _null_from_arrays(meta, arrays, key, path)
+    except NullCacheError as exc:
+        if on_stale == "raise":
+            raise NullCacheError(
+                f"{exc}; delete it or recompute with on_stale='recompute'"
+            ) from exc
+        warnings.warn(f"{exc}; recomputing", NullCacheWarning, stacklevel=3)
+        return None
+    order = [null.layers.index(layer) for layer in layers]
+    null.values = {m: v[:, order] for m, v in null.values.items()}
+    null.layers = tuple(layers)
+    null.path, null.from_cache = path, True
+    return null
+
+
+def _null_from_arrays(
+    meta: dict, arrays: dict[str, np.ndarray], key: dict, path: Path
+) -> NullDistribution:
+    try:
+        values = {m: arrays[f"values_{m}"].astype(np.float64) for m in SIMILARITY_METRICS}
+        first, second = arrays["first"], arrays["second"]
+        shape = (key["n_pairs"], len(meta["layers"]))
+        if any(v.shape != shape for v in values.values()) or first.shape != (shape[0],):
+            raise ValueError(f"arrays do not have shape {shape}")
+        if sorted(meta["layers"]) != key["layers"] or np.any(first == second):
+            raise ValueError("layers or pairs inconsistent with the key")
+        return NullDistribution(
+            model=meta["model"],
+            model_fingerprint=meta["model_fingerprint"],
+            layers=tuple(meta["layers"]),
+            values=values,
+            first=first,
+            second=second,
+            stimulus_ids=tuple(meta["stimulus_ids"]),
+            stimuli_spec=meta["stimuli_spec"],
+            stimuli_fingerprint=meta["stimuli_fingerprint"],
+            augmentation=meta["augmentation"],
+            seed=int(meta["seed"]),
+            n_views=int(meta["n_views"]),
+            key=key,
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise NullCacheError(f"corrupt null cache file {path}: {exc}") from exc
+
+
+def _write_cache(path: Path, null: NullDistribution) -> None:
+    meta = {
+        "key": null.key,
+        "model": null.model,
+        "model_fingerprint": null.model_fingerprint,
+        "layers": list(null.layers),
+        "stimulus_ids": list(null.stimulus_ids),
+        "stimuli_spec": null.stimuli_spec,
+        "stimuli_fingerprint": null.stimuli_fingerprint,
+        "augmentation": null.augmentation,
+        "seed": null.seed,
+        "n_views": null.n_views,
+    }
+    arrays = {f"values_{m}": v for m, v in null.values.items()}
+    save_arrays(path, meta, {**arrays, "first": null.first, "second": null.second})

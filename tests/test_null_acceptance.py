@@ -1,0 +1,213 @@
+"""Acceptance of metamers against a null: planted accept/reject cases, reports, stop criterion."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from metamers.errors import ConfigError, LayerError
+from metamers.models import load_model
+from metamers.null import (
+    AcceptanceStop,
+    NullCriterion,
+    SmallNullWarning,
+    accept,
+    compute_null,
+    similarity_matrix,
+    validate_results,
+)
+from metamers.null.plots import plot_null_histograms, plot_similarity_matrix
+from metamers.stimuli import resolve_stimuli
+from metamers.synthesis.results import MetamerResult
+from null_fixtures import SIZE, split_model
+
+LAYER = "left.1"
+
+
+def quiet_null(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallNullWarning)
+        return compute_null(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return resolve_stimuli("bundled:photos")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return split_model()
+
+
+@pytest.fixture(scope="module")
+def null(model, photos):
+    return quiet_null(model, [LAYER, "logits"], photos, 400, use_cache=False)
+
+
+@pytest.fixture(scope="module")
+def planted(photos):
+    """References, near-copies (accept), other photos (reject) and a label-only failure."""
+    images = torch.stack([photos.load(s, (3, SIZE, SIZE)) for s in photos.limit(6)])
+    references = images[:3].clone()
+    noise = 1e-4 * torch.randn(references.shape, generator=torch.Generator().manual_seed(0))
+    near = (references + noise).clamp(0, 1)
+    others = images[3:6]
+    relabelled = references.clone()
+    half = SIZE // 2
+    # Same left half (layer left.1 sees only it); right half recoloured to flip the label.
+    label = references[:, :, :, half:].mean(dim=(2, 3)).argmax(dim=1)
+    relabelled[:, :, :, half:] = 0.0
+    for i, k in enumerate(label.tolist()):
+        relabelled[i, (k + 1) % 3, :, half:] = 1.0
+    return references, near, others, relabelled
+
+
+def test_near_copy_is_accepted_and_other_photo_rejected(model, null, planted):
+    references, near, others, _ = planted
+    metamers = torch.cat([near, others])
+    table = accept(model, metamers, torch.cat([references, references]), LAYER, null)
+    assert table["accepted"].tolist() == [True] * 3 + [False] * 3
+    assert (table["failed"][:3] == "").all()
+    for failed in table["failed"][3:]:
+        assert {"spearman", "pearson", "snr_db"} <= set(failed.split(","))
+    assert (table["spearman"][:3] > table["spearman_null_max"][:3]).all()
+    assert (table["null_pairs"] == 400).all() and (table["null_stimuli"] == 18).all()
+    assert "400-pair null" in table["criterion"][0]
+
+
+def test_label_failure_is_reported_alone(model, null, planted):
+    references, _, _, relabelled = planted
+    table = accept(model, relabelled, references, LAYER, null)
+    assert not table["label_match"].any()
+    assert (table["failed"] == "label").all()
+    assert table["spearman_pass"].all() and not table["accepted"].any()
+
+
+def test_alternative_criteria(model, null, planted):
+    references, near, others, _ = planted
+    metamers, refs = torch.cat([near, others]), torch.cat([references, references])
+    for criterion in (NullCriterion("quantile", q=0.99), NullCriterion("p_value", alpha=0.01)):
+        table = accept(model, metamers, refs, LAYER, null, criterion=criterion)
+        assert table["accepted"].tolist() == [True] * 3 + [False] * 3
+    with pytest.raises(ConfigError, match="cannot give p <"):
+        accept(model, near, references, LAYER, null, criterion=NullCriterion("p_value", alpha=1e-4))
+    # The p-value threshold is the order statistic equivalent to p < alpha.
+    rule = NullCriterion("p_value", alpha=0.01)
+    threshold = rule.threshold(null, LAYER, "pearson")
+    assert null.p_value(LAYER, "pearson", np.nextafter(threshold, np.inf)) < 0.01
+    assert null.p_value(LAYER, "pearson", threshold) >= 0.01
+
+
+def test_layer_and_model_mismatch_are_refused(model, null, planted, photos):
+    references, near, _, _ = planted
+    small = quiet_null(model, ["logits"], photos, 20, use_cache=False)
+    with pytest.raises(LayerError, match="covers layers"):
+        accept(model, near, references, LAYER, small)
+    other = split_model(seed=5)
+    with pytest.raises(ConfigError, match="weights"):
+        accept(other, near, references, LAYER, null)
+    with pytest.raises(ConfigError, match="16-way labels need an ImageNet model"):
+        accept(model, near, references, LAYER, null, sixteen_way=True)
+    with pytest.raises(ConfigError, match="do not fit"):
+        accept(model, near[:, :, :8], references[:, :, :8], LAYER, null)
+
+
+def test_validate_results_on_in_memory_records(model, null, planted):
+    references, near, others, _ = planted
+    results = [
+        MetamerResult("a", ("splitnet",), (LAYER,), near[0], references[0], np.zeros(3)),
+        MetamerResult("b", ("splitnet",), (LAYER,), others[0], references[0], np.zeros(3)),
+        MetamerResult("c", ("splitnet",), ("logits",), near[1], references[1], np.zeros(3)),
+    ]
+    table = validate_results(results, null, models={"splitnet": model})
+    assert table["stimulus_id"].tolist() == ["a", "b", "c"]
+    assert table["layer"].tolist() == [LAYER, LAYER, "logits"]
+    # The 3-unit logits: random pairs often share the rank order (null max ρ = 1), so
+    # even a near-copy cannot exceed it there.
+    assert table["accepted"].tolist() == [True, False, False]
+    assert table["spearman_null_max"][2] == 1.0 and "spearman" in table["failed"][2]
+    assert table["accepted_all_models"].tolist() == [True, False, False]
+    bad = [MetamerResult("d", ("splitnet",), ("left.0",), near[0], references[0], np.zeros(3))]
+    with pytest.raises(LayerError, match="covers layers"):
+        validate_results(bad, {"splitnet": null}, models={"splitnet": model})
+    with pytest.raises(ConfigError, match="no null given"):
+        validate_results(results, {"other": null}, models={"splitnet": model})
+
+
+def test_ensemble_result_gets_one_row_per_model(model, null, planted, photos):
+    references, near, _, _ = planted
+    twin = split_model(name="twin")
+    twin_null = quiet_null(twin, [LAYER], photos, 50, use_cache=False)
+    result = MetamerResult("e", ("splitnet", "twin"), (LAYER, LAYER), near[2], references[2], [])
+    table = validate_results(
+        [result], {"splitnet": null, "twin": twin_null}, models={"splitnet": model, "twin": twin}
+    )
+    assert table["model"].tolist() == ["splitnet", "twin"]
+    assert table["generator"].tolist() == ["splitnet+twin"] * 2
+    assert table["accepted_all_models"].all()
+
+
+def test_acceptance_stop_agrees_with_accept(model, null, planted):
+    references, near, others, relabelled = planted
+    metamers = torch.cat([near, others, relabelled])
+    refs = torch.cat([references] * 3)
+    stop = AcceptanceStop(model, null, LAYER)
+    mask = stop(metamers, refs, LAYER)
+    assert mask.dtype == torch.bool and mask.shape == (9,)
+    expected = accept(model, metamers, refs, LAYER, null)["accepted"].to_numpy()
+    np.testing.assert_array_equal(mask.numpy(), expected)
+    similarity_only = AcceptanceStop(model, null, LAYER, check_label=False)(metamers, refs)
+    assert similarity_only[6:].all()
+    per_item = stop(metamers[:2], refs[:2], [LAYER, "logits"])
+    assert per_item.tolist() == [True, False]  # nothing passes at the 3-unit logits
+    with pytest.raises(LayerError):
+        stop(metamers[:2], refs[:2], [LAYER])
+
+
+def test_matrix_and_plots(model, null, planted):
+    references, near, others, _ = planted
+    metamers = torch.cat([near, others])
+    matrix = similarity_matrix(
+        model,
+        metamers,
+        torch.cat([references, references]),
+        [LAYER] * 3 + ["logits"] * 3,
+        [LAYER, "logits"],
+        null,
+    )
+    assert len(matrix) == 6 * 2 * 3
+    diagonal = matrix[matrix["diagonal"]]
+    assert len(diagonal) == 6 * 3
+    near_rows = matrix[
+        (matrix["measured_layer"] == LAYER) & matrix["stimulus_id"].isin(["0", "1", "2"])
+    ]
+    assert near_rows["exceeds_null_max"].all()
+    fig = plot_null_histograms(null, matrix)
+    assert len(fig.axes) == 6
+    assert len(plot_similarity_matrix(matrix, "pearson").axes) == 2
+    fig.savefig(_tmp_png())
+
+
+def _tmp_png():
+    import tempfile
+
+    return tempfile.NamedTemporaryFile(suffix=".png").name
+
+
+@pytest.mark.slow
+def test_planted_case_on_efficientnet_lite0(photos):
+    """Real ImageNet model: a near-copy passes at an early block, another photo fails."""
+    model = load_model("efficientnet_lite0")
+    layer = "blocks.1"
+    with pytest.warns(SmallNullWarning):
+        null = compute_null(model, [layer], photos, 128, use_cache=False)
+    images = torch.stack([photos.load(s, model.input_shape) for s in photos.limit(3)])
+    references = images[:2]
+    near = (references + 1e-3 * torch.randn(references.shape)).clamp(0, 1)
+    table = accept(
+        model, torch.cat([near, images[2:3]]), images[[0, 1, 0]], layer, null, sixteen_way=True
+    )
+    assert table["accepted"].tolist() == [True, True, False]
+    assert table["label_space"][0] == "16-way"

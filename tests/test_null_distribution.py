@@ -1,0 +1,194 @@
+"""Null distributions: pairs of different stimuli, counts, warnings, caching, bad input."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from metamers.errors import ConfigError, LayerError, StimulusError
+from metamers.null import (
+    Augmentation,
+    NullCacheError,
+    NullCacheWarning,
+    NullDistribution,
+    SmallNullWarning,
+    compute_null,
+    default_cache_dir,
+)
+from metamers.null.cache import save_arrays
+from metamers.stimuli import resolve_stimuli
+from null_fixtures import split_model
+
+LAYER = "left.1"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return split_model()
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return resolve_stimuli("bundled:photos")
+
+
+def quiet_null(*args, **kwargs) -> NullDistribution:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallNullWarning)
+        return compute_null(*args, **kwargs)
+
+
+def count_forwards(model) -> list[int]:
+    calls = [0]
+    model.net.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+def test_null_pairs_join_different_stimuli_and_report_counts(model, photos):
+    with pytest.warns(SmallNullWarning, match="18 distinct stimuli"):
+        null = compute_null(model, [LAYER, "logits"], photos, 300, use_cache=False)
+    assert null.n_pairs == 300 and null.values["spearman"].shape == (300, 2)
+    assert np.all(null.first != null.second)
+    assert null.n_stimuli == 18 and null.pool_size == 18
+    assert 100 < null.n_distinct_pairs <= 18 * 17 // 2
+    assert all(np.isfinite(v).all() for v in null.values.values())
+    # Unrelated natural images: correlations well below 1 at the feature layer.
+    assert null.max(LAYER, "pearson") < 0.999
+    summary = null.summary()
+    assert set(summary["metric"]) == {"spearman", "pearson", "snr_db"}
+    assert (summary["min"] <= summary["median"]).all() and (summary["q99"] <= summary["max"]).all()
+
+
+def test_null_is_reproducible_and_depends_on_seed(model, photos):
+    a = quiet_null(model, [LAYER], photos, 64, seed=3, use_cache=False)
+    b = quiet_null(model, [LAYER], photos, 64, seed=3, use_cache=False)
+    c = quiet_null(model, [LAYER], photos, 64, seed=4, use_cache=False)
+    np.testing.assert_array_equal(a.values["pearson"], b.values["pearson"])
+    assert not np.array_equal(a.values["pearson"], c.values["pearson"])
+
+
+def test_augmentation_changes_the_views(model, photos):
+    plain = quiet_null(
+        model, [LAYER], photos, 64, augmentation=Augmentation.none(), use_cache=False
+    )
+    augmented = quiet_null(model, [LAYER], photos, 64, use_cache=False)
+    assert not np.allclose(plain.values["pearson"], augmented.values["pearson"])
+
+
+def test_p_value_and_quantiles(model, photos):
+    null = quiet_null(model, [LAYER], photos, 99, use_cache=False)
+    top = null.max(LAYER, "spearman")
+    assert null.p_value(LAYER, "spearman", top + 1e-9) == pytest.approx(1 / 100)
+    assert null.p_value(LAYER, "spearman", -2.0) == pytest.approx(1.0)
+    assert null.quantile(LAYER, "spearman", 0.5) <= top
+
+
+def test_cache_hit_does_not_run_the_model(photos, tmp_path):
+    model = split_model()
+    calls = count_forwards(model)
+    first = quiet_null(model, [LAYER], photos, 100, cache_dir=tmp_path)
+    assert not first.from_cache and first.path.exists() and calls[0] > 0
+    stamp, before = first.path.stat().st_mtime_ns, calls[0]
+    second = quiet_null(model, [LAYER], photos, 100, cache_dir=tmp_path)
+    assert second.from_cache and second.path == first.path
+    assert calls[0] == before and first.path.stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(first.values["snr_db"], second.values["snr_db"])
+    assert second.n_distinct_pairs == first.n_distinct_pairs
+
+
+def test_cache_layer_order_is_kept(model, photos, tmp_path):
+    a = quiet_null(model, [LAYER, "logits"], photos, 40, cache_dir=tmp_path)
+    b = quiet_null(model, ["logits", LAYER], photos, 40, cache_dir=tmp_path)
+    assert b.from_cache and b.layers == ("logits", LAYER)
+    np.testing.assert_array_equal(a.column(LAYER, "pearson"), b.column(LAYER, "pearson"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["pairs", "seed", "layers", "augmentation", "stimuli", "weights", "batch"],
+)
+def test_cache_miss_when_any_key_part_changes(photos, tmp_path, change):
+    model = split_model()
+    base = {"n_pairs": 40, "seed": 0, "augmentation": Augmentation(), "batch_size": 32}
+    layers, pool = [LAYER], photos
+    reference = quiet_null(model, layers, pool, cache_dir=tmp_path, **base)
+    if change == "pairs":
+        base["n_pairs"] = 41
+    elif change == "seed":
+        base["seed"] = 1
+    elif change == "layers":
+        layers = [LAYER, "logits"]
+    elif change == "augmentation":
+        base["augmentation"] = Augmentation(brightness=0.2)
+    elif change == "stimuli":
+        pool = photos.limit(10)
+    elif change == "weights":
+        model = split_model(seed=1)
+    elif change == "batch":
+        base["batch_size"] = 16
+    changed = quiet_null(model, layers, pool, cache_dir=tmp_path, **base)
+    assert not changed.from_cache and changed.path != reference.path
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+
+
+def test_cache_dir_from_environment(model, photos, tmp_path, monkeypatch):
+    monkeypatch.setenv("METAMERS_CACHE", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "null"
+    null = quiet_null(model, [LAYER], photos, 20)
+    assert null.path.parent == tmp_path / "null"
+
+
+def test_corrupt_cache_is_recomputed_or_refused(model, photos, tmp_path):
+    null = quiet_null(model, [LAYER], photos, 30, cache_dir=tmp_path)
+    null.path.write_bytes(b"not an npz file")
+    with pytest.raises(NullCacheError, match="corrupt null cache file"):
+        quiet_null(model, [LAYER], photos, 30, cache_dir=tmp_path, on_stale="raise")
+    with pytest.warns(NullCacheWarning, match="recomputing"):
+        again = quiet_null(model, [LAYER], photos, 30, cache_dir=tmp_path)
+    assert not again.from_cache
+    np.testing.assert_array_equal(again.values["pearson"], null.values["pearson"])
+    assert quiet_null(model, [LAYER], photos, 30, cache_dir=tmp_path).from_cache
+
+
+def test_stale_cache_from_another_format_is_detected(model, photos, tmp_path, monkeypatch):
+    null = quiet_null(model, [LAYER], photos, 30, cache_dir=tmp_path)
+    monkeypatch.setattr("metamers.null.cache.FORMAT_VERSION", 0)
+    save_arrays(null.path, {"key": null.key}, {"first": null.first})  # an "old" file, same key
+    monkeypatch.undo()
+    with pytest.raises(NullCacheError, match="stale null cache file .* format version 0"):
+        quiet_null(model, [LAYER], photos, 30, cache_dir=tmp_path, on_stale="raise")
+    with pytest.warns(NullCacheWarning):
+        assert not quiet_null(model, [LAYER], photos, 30, cache_dir=tmp_path).from_cache
+
+
+def test_no_partial_cache_file_after_failure(photos, tmp_path):
+    model = split_model()
+
+    def fail(*_):
+        raise RuntimeError("interrupted")
+
+    model.net.left.register_forward_pre_hook(fail)
+    with pytest.raises(RuntimeError):
+        quiet_null(model, [LAYER], photos, 30, cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_inputs_give_clear_errors(model, photos, tmp_path):
+    with pytest.raises(StimulusError, match="at least 2 different stimuli"):
+        compute_null(model, [LAYER], photos.limit(1), 10, cache_dir=tmp_path)
+    with pytest.raises(LayerError, match="unknown layer"):
+        compute_null(model, ["left.9"], photos, 10, cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="at least 1"):
+        compute_null(model, [LAYER], photos, 0, cache_dir=tmp_path)
+    null = quiet_null(model, [LAYER], photos, 10, use_cache=False)
+    with pytest.raises(LayerError, match="covers layers"):
+        null.column("logits", "pearson")
+    assert not os.listdir(tmp_path)
+
+
+def test_two_stimuli_suffice(model, photos):
+    null = quiet_null(model, [LAYER], photos.limit(2), 10, batch_size=2, use_cache=False)
+    assert null.n_distinct_pairs == 1 and np.all(null.first != null.second)
+    assert torch.get_num_threads() >= 1
