@@ -20,6 +20,7 @@ same layers, the same PNG files on disk, the same batch size and thread count:
 ``thingsvision-h5``   the flow of THINGSvision's own CLI: extract, then its
                       ``save_features(..., file_format="hdf5")`` per layer
 ``naive``             a plain full forward with detaching hooks under ``no_grad``
+``decode-only``       reading, decoding and resizing the images, no model: the floor
 
 THINGSvision runs in its own virtual environment (``bench/setup_thingsvision.sh``);
 without it the comparison falls back to the naive baseline and says so.
@@ -50,7 +51,15 @@ CONFIGS = {
     "late": ("blocks.6",),
     "early+late": ("blocks.2", "blocks.6"),
 }
-TOOLS = ("metamers", "metamers-h5", "metamers-cli", "thingsvision", "thingsvision-h5", "naive")
+TOOLS = (
+    "metamers",
+    "metamers-h5",
+    "metamers-cli",
+    "thingsvision",
+    "thingsvision-h5",
+    "naive",
+    "decode-only",
+)
 TV_TOOLS = ("thingsvision", "thingsvision-h5")
 RESULT_FILE = "result.json"
 TENSORFLOW_MODULES = (
@@ -161,6 +170,20 @@ def _naive_worker(layers: list[str], images: Path, batch: int, out: Path) -> dic
     return _finish(*_timed(run), out=out)
 
 
+def _decode_worker(images: Path, batch: int, out: Path) -> dict:
+    """Only read, decode and resize the images in batches: the cost every tool pays."""
+    from metamers.models import load_model
+    from metamers.stimuli import resolve_stimuli
+
+    input_shape = load_model(MODEL, device="cpu").input_shape
+
+    def run() -> None:
+        for _ in resolve_stimuli(str(images)).batches(input_shape, batch):
+            pass
+
+    return _finish(*_timed(run), out=out)
+
+
 def _install_tensorflow_placeholder() -> str:
     """Let THINGSvision 2.7.3 import without TensorFlow; return what was used.
 
@@ -265,6 +288,8 @@ def run_worker(argv: Sequence[str]) -> None:
         result = _thingsvision_worker(*args)
     elif tool == "naive":
         result = _naive_worker(*args[1:])
+    elif tool == "decode-only":
+        result = _decode_worker(*args[2:])
     else:
         result = _metamers_worker(*args)
     (Path(out) / RESULT_FILE).write_text(json.dumps(result))
@@ -381,6 +406,8 @@ def read_output(run: Run) -> dict[str, np.ndarray]:
 
     from metamers.extraction.writers import read_features
 
+    if run.tool == "decode-only":
+        return {}
     if (run.out / MEMORY_FEATURES).exists():
         with np.load(run.out / MEMORY_FEATURES) as data:
             return {name: data[name] for name in data.files}
@@ -511,7 +538,7 @@ def report(args, tools: list[str], runs: dict[tuple[str, str], list[Run]]) -> li
         summaries = {}
         for tool in tools:
             output = read_output(runs[(config, tool)][0])
-            diff = max_abs_difference(reference, output) if reference is not None else None
+            diff = max_abs_difference(reference, output) if reference and output else None
             summaries[tool] = summarise(runs[(config, tool)], args.n_images, diff)
         pair_rows = ratios(summaries)
         print_config(config, summaries, pair_rows)
