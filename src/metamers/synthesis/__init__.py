@@ -1,5 +1,44 @@
-"""Synthesis: turning a starting point into a stimulus that matches a reference's activations."""
+"""Synthesis: turning a starting point into a stimulus that matches a reference's activations.
 
+Two levels:
+
+- :class:`MetamerSynthesis`: the batched synthesis object (construct →
+  ``setup`` → ``synthesize`` → ``save``/``load``), per-item losses, step
+  sizes, stopping and NaN recovery, ensembles of models.
+- :func:`generate_metamers`: a stimulus set × generation layers into an
+  output folder, resumable; :func:`load_results` reads such a folder back.
+
+Per-item stop criteria (e.g. null-distribution acceptance) plug in as
+``criterion(stimuli, indices) -> bool mask``; see :mod:`metamers.synthesis.engine`.
+"""
+
+from metamers.synthesis.driver import StopCriterionFactory, generate_metamers, item_seed
+from metamers.synthesis.engine import MetamerSynthesis, StopCriterion, resize_to
 from metamers.synthesis.results import MetamerResult
+from metamers.synthesis.settings import (
+    FAST,
+    FEATHER2023,
+    PRESETS,
+    SynthesisSettings,
+    get_preset,
+    with_overrides,
+)
+from metamers.synthesis.storage import load_results, read_result
 
-__all__ = ["MetamerResult"]
+__all__ = [
+    "FAST",
+    "FEATHER2023",
+    "PRESETS",
+    "MetamerResult",
+    "MetamerSynthesis",
+    "StopCriterion",
+    "StopCriterionFactory",
+    "SynthesisSettings",
+    "generate_metamers",
+    "get_preset",
+    "item_seed",
+    "load_results",
+    "read_result",
+    "resize_to",
+    "with_overrides",
+]

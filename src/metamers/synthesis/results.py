@@ -36,6 +36,9 @@ class MetamerResult:
         Every synthesis setting, the seed, versions and timing.
     path
         Folder holding this metamer's files.
+    status
+        ``done``, or ``failed`` (non-finite loss persisted; the tensor is its
+        last finite state and must not be used as a metamer).
     """
 
     stimulus_id: str
@@ -46,6 +49,7 @@ class MetamerResult:
     losses: np.ndarray
     settings: dict = field(default_factory=dict)
     path: Path | None = None
+    status: str = "done"
 
     @property
     def generator(self) -> str:

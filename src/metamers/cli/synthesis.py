@@ -1,0 +1,155 @@
+"""``metamers generate``: metamers of a stimulus set at one or more layers, resumable."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from metamers.cli.app import app
+from metamers.cli.common import (
+    Device,
+    RandomWeights,
+    SkipBad,
+    TrustCode,
+    Weights,
+    console,
+    open_model,
+    out,
+    split_list,
+)
+from metamers.errors import ConfigError
+from metamers.stimuli import resolve_stimuli
+from metamers.synthesis import generate_metamers, get_preset
+
+
+def parse_layer_jobs(text: str, n_models: int) -> list[str | tuple[str, ...]]:
+    """Turn ``--layers`` into generation jobs.
+
+    One model: each comma-separated name is a job. An ensemble: one name (the
+    same layer in every model), one name per model (one job), or jobs of
+    ``+``-joined per-model names (``a1+b1,a2+b2``).
+    """
+    entries = split_list(text)
+    if not entries:
+        raise ConfigError("--layers is empty; give at least one layer name")
+    if n_models == 1:
+        return entries
+    if any("+" in e for e in entries):
+        return [tuple(e.split("+")) for e in entries]
+    if len(entries) == 1:
+        return entries
+    if len(entries) == n_models:
+        return [tuple(entries)]
+    raise ConfigError(
+        f"{len(entries)} layers for {n_models} models: give one name for all models, one per "
+        "model, or +-joined groups (a1+b1,a2+b2)"
+    )
+
+
+@app.command("generate")
+def generate_command(
+    models: str = typer.Argument(..., help="Model name, or comma-separated names (ensemble)."),
+    layers: str = typer.Option(..., "--layers", help="Generation layers, comma-separated."),
+    stimuli: str = typer.Option(..., "--stimuli", help="Stimulus spec (bundled:photos, a folder)."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder (re-run to resume)."),
+    preset: str = typer.Option("fast", "--preset", help="fast or feather2023."),
+    optimizer: str = typer.Option(
+        None, "--optimizer", help="normalized_gradient, sgd, adam or lbfgs."
+    ),
+    schedule: str = typer.Option(None, "--schedule", help="halving, cosine, plateau, constant."),
+    objective: str = typer.Option(None, "--objective", help="normalized_l2, mse or cosine."),
+    init: str = typer.Option(
+        None,
+        "--init",
+        help="noise, uniform, constant, pink, reference_noise, stimulus, blur, downsample.",
+    ),
+    init_source: str = typer.Option(
+        None, "--init-source", help="Stimulus file for --init stimulus."
+    ),
+    steps: int = typer.Option(None, "--steps", min=0, help="Update budget per metamer."),
+    lr: float = typer.Option(None, "--lr", help="Initial step size."),
+    loss_threshold: float = typer.Option(None, "--loss-threshold", help="Stop an item below this."),
+    amp: bool = typer.Option(None, "--amp/--no-amp", help="bf16 autocast (CUDA)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N stimuli."),
+    device: str = Device,
+    random_weights: bool = RandomWeights,
+    weights: str = Weights,
+    trust_code: bool = TrustCode,
+    skip_bad: bool = SkipBad,
+) -> None:
+    """Generate metamers; finished ones are skipped and unfinished ones resumed on a re-run.
+
+    An output folder belongs to one set of settings, seed and model weights:
+    other settings on the same --out are refused (use another folder).
+    """
+    settings = get_preset(
+        preset,
+        optimizer=optimizer,
+        schedule=schedule,
+        objective=objective,
+        init=init,
+        init_source=init_source,
+        max_steps=steps,
+        lr=lr,
+        loss_threshold=loss_threshold,
+        amp=amp,
+    )
+    names = split_list(models)
+    if not names:
+        raise ConfigError("give at least one model name")
+    nets = [
+        open_model(
+            n, random_weights=random_weights, weights=weights, trust_code=trust_code, device=device
+        )
+        for n in names
+    ]
+    jobs = parse_layer_jobs(layers, len(nets))
+    stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad)
+    started = time.perf_counter()
+    with _generate_progress() as bar:
+        task = bar.add_task(
+            "metamers", total=None, rate=0.0, best=float("nan"), median=float("nan")
+        )
+
+        def report(event: dict) -> None:
+            bar.update(
+                task,
+                description=event["job"],
+                completed=event["items_done"],
+                total=event["items_total"],
+                rate=event["steps_per_s"],
+                best=event["best_loss"],
+                median=event["median_loss"],
+            )
+
+        results = generate_metamers(
+            nets,
+            jobs,
+            stimulus_set,
+            out_dir,
+            settings,
+            batch_size=batch_size,
+            seed=seed,
+            limit=limit,
+            progress=report,
+        )
+    elapsed = time.perf_counter() - started
+    out.print(f"{len(results)} metamers in {out_dir} ({elapsed:.1f} s)")
+
+
+def _generate_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f} steps/s"),
+        TextColumn("loss best {task.fields[best]:.3g} median {task.fields[median]:.3g}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )

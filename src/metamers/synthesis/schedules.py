@@ -1,0 +1,111 @@
+"""Step-size schedules, evaluated per item.
+
+A schedule gives a multiplier of the base step size for each active item from
+that item's own step count (and, for ``plateau``, its own loss history), so
+items at different points of their run can share one batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from metamers.synthesis.settings import SynthesisSettings
+
+
+class Schedule:
+    """Base schedule: a constant multiplier of 1.
+
+    Attributes
+    ----------
+    state
+        Per-item tensors (first dimension = number of items), saved in checkpoints.
+    """
+
+    def __init__(self) -> None:
+        self.state: dict[str, torch.Tensor] = {}
+
+    def init_state(self, n_items: int, device: torch.device) -> None:
+        """Allocate per-item state for ``n_items`` items."""
+
+    def factor(self, idx: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """Multiplier of the base step size for items ``idx`` at their ``steps``."""
+        return torch.ones(len(idx), device=steps.device)
+
+    def observe(self, idx: torch.Tensor, losses: torch.Tensor) -> None:
+        """Record the current losses of items ``idx`` (used by loss-driven schedules)."""
+
+    def reset(self, idx: torch.Tensor) -> None:
+        """Forget the state of items ``idx`` (after a restart)."""
+
+
+class Halving(Schedule):
+    """Published schedule: ``0.5 ** (step // every)`` (halves before each new round)."""
+
+    def __init__(self, every: int) -> None:
+        super().__init__()
+        self.every = every
+
+    def factor(self, idx: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        return torch.pow(0.5, (steps // self.every).float())
+
+
+class Cosine(Schedule):
+    """Cosine decay from 1 to ``min_factor`` over ``total`` steps."""
+
+    def __init__(self, total: int, min_factor: float) -> None:
+        super().__init__()
+        self.total = max(total, 1)
+        self.min_factor = min_factor
+
+    def factor(self, idx: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        progress = (steps.float() / self.total).clamp(0, 1)
+        cos = 0.5 * (1 + torch.cos(math.pi * progress))
+        return self.min_factor + (1 - self.min_factor) * cos
+
+
+class Plateau(Schedule):
+    """Per item: multiply by ``factor`` after ``patience`` steps without relative improvement."""
+
+    def __init__(self, patience: int, factor: float, tol: float, min_factor: float) -> None:
+        super().__init__()
+        self.patience, self.shrink, self.tol, self.min_factor = patience, factor, tol, min_factor
+
+    def init_state(self, n_items: int, device: torch.device) -> None:
+        self.state = {
+            "best": torch.full((n_items,), math.inf, device=device),
+            "since": torch.zeros(n_items, dtype=torch.long, device=device),
+            "scale": torch.ones(n_items, device=device),
+        }
+
+    def factor(self, idx: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        return self.state["scale"][idx].clamp_min(self.min_factor)
+
+    def observe(self, idx: torch.Tensor, losses: torch.Tensor) -> None:
+        best, since, scale = self.state["best"], self.state["since"], self.state["scale"]
+        improved = losses < best[idx] * (1 - self.tol)
+        best[idx] = torch.where(improved, losses, best[idx])
+        since[idx] = torch.where(improved, 0, since[idx] + 1)
+        shrink = since[idx] >= self.patience
+        scale[idx] = torch.where(shrink, scale[idx] * self.shrink, scale[idx])
+        since[idx] = torch.where(shrink, 0, since[idx])
+
+    def reset(self, idx: torch.Tensor) -> None:
+        self.state["since"][idx] = 0
+
+
+def make_schedule(settings: SynthesisSettings) -> Schedule:
+    """The schedule named by ``settings.schedule``."""
+    if settings.schedule == "halving":
+        return Halving(settings.halving_every)
+    if settings.schedule == "cosine":
+        return Cosine(settings.max_steps, settings.lr_min_factor)
+    if settings.schedule == "plateau":
+        return Plateau(
+            settings.plateau_patience,
+            settings.plateau_factor,
+            settings.plateau_tol,
+            settings.lr_min_factor,
+        )
+    return Schedule()

@@ -1,0 +1,155 @@
+"""Writing finished metamers to disk and reading them back.
+
+One metamer lives in one folder::
+
+    OUT/<generator>/<layer>/<stimulus_id>/
+        metamer.safetensors   exact float tensors: metamer, reference, losses
+        metamer.png|wav       for viewing (PNG: rounded 8-bit RGB or 16-bit grey)
+        reference.png|wav
+        record.json           settings, seed, versions, timing; written LAST
+
+``record.json`` is the "done" marker: every file is written atomically and
+the record comes last, so a folder with a record is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from metamers.errors import ConfigError
+from metamers.io import atomic_path, write_json_atomic
+from metamers.synthesis.results import MetamerResult
+
+RECORD = "record.json"
+TENSORS = "metamer.safetensors"
+CHECKPOINTS = ".checkpoints"
+DEFAULT_SAMPLE_RATE = 20_000
+
+
+def safe_name(text: str) -> str:
+    """A file-system-safe folder name for a model, layer or stimulus id."""
+    return re.sub(r"[^A-Za-z0-9._+=-]", "_", text).strip(".") or "_"
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software that made a result."""
+    import timm
+
+    import metamers
+
+    return {
+        "metamers": metamers.__version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def write_metamer(
+    folder: Path,
+    metamer: torch.Tensor,
+    reference: torch.Tensor,
+    losses: np.ndarray,
+    record: dict,
+    *,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+) -> None:
+    """Write one metamer's files atomically, ``record.json`` last."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        "metamer": metamer.detach().float().cpu().contiguous(),
+        "reference": reference.detach().float().cpu().contiguous(),
+        "losses": torch.as_tensor(np.asarray(losses, dtype=np.float64)),
+    }
+    with atomic_path(folder / TENSORS) as tmp:
+        save_file(tensors, str(tmp))
+    for name, tensor in (("metamer", tensors["metamer"]), ("reference", tensors["reference"])):
+        write_viewable(folder / name, tensor, sample_rate)
+    write_json_atomic(folder / RECORD, record)
+
+
+def write_viewable(stem: Path, tensor: torch.Tensor, sample_rate: int) -> Path:
+    """Write ``stem.png`` (images) or ``stem.wav`` (waveforms) atomically; return the path."""
+    if tensor.ndim == 1:
+        from scipy.io import wavfile
+
+        path = stem.with_suffix(".wav")
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            wavfile.write(handle, sample_rate, tensor.clamp(-1, 1).numpy().astype(np.float32))
+        return path
+    path = stem.with_suffix(".png")
+    arr = tensor.clamp(0, 1).numpy()
+    if arr.shape[0] == 1:
+        image = Image.fromarray(np.rint(arr[0] * 65535).astype(np.uint16))
+    else:
+        image = Image.fromarray(np.rint(arr.transpose(1, 2, 0) * 255).astype(np.uint8))
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+    return path
+
+
+def is_done(folder: Path) -> bool:
+    """Whether a metamer folder is complete (done or recorded as failed)."""
+    return (folder / RECORD).is_file()
+
+
+def read_result(folder: str | Path) -> MetamerResult:
+    """Read one metamer folder written by :func:`write_metamer`."""
+    folder = Path(folder)
+    try:
+        record = json.loads((folder / RECORD).read_text())
+        tensors = load_file(str(folder / TENSORS))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read metamer folder {folder}: {exc}") from exc
+    return MetamerResult(
+        stimulus_id=record["stimulus_id"],
+        models=tuple(record["models"]),
+        layers=tuple(record["layers"]),
+        metamer=tensors["metamer"],
+        reference=tensors["reference"],
+        losses=tensors["losses"].numpy(),
+        settings=record,
+        path=folder,
+        status=record.get("status", "done"),
+    )
+
+
+def load_results(out_dir: str | Path, *, include_failed: bool = False) -> list[MetamerResult]:
+    """Every metamer in a ``metamers generate`` output folder.
+
+    Parameters
+    ----------
+    out_dir
+        The ``--out`` folder.
+    include_failed
+        Also return items recorded as failed (``result.status == "failed"``).
+
+    Returns
+    -------
+    list[MetamerResult]
+        Sorted by generator, layer, then stimulus id.
+
+    Raises
+    ------
+    ConfigError
+        ``out_dir`` does not exist.
+    """
+    root = Path(out_dir)
+    if not root.is_dir():
+        raise ConfigError(f"no such output folder: {root}")
+    results = [
+        read_result(path.parent)
+        for path in root.rglob(RECORD)
+        if CHECKPOINTS not in path.relative_to(root).parts
+    ]
+    results = [r for r in results if include_failed or r.status == "done"]
+    return sorted(results, key=lambda r: (r.generator, r.layer, r.stimulus_id))
