@@ -211,3 +211,19 @@ def test_planted_case_on_efficientnet_lite0(photos):
     )
     assert table["accepted"].tolist() == [True, True, False]
     assert table["label_space"][0] == "16-way"
+
+
+def test_stop_factory_ends_synthesis_items_once_accepted(model, null, planted):
+    """Wired into the synthesis engine: items stop (reason "criterion") before max_steps."""
+    from metamers.null import acceptance_stop_factory
+    from metamers.synthesis import MetamerSynthesis, get_preset
+
+    references = planted[0][:2]
+    settings = get_preset("fast", max_steps=400, stop_check_every=10, lr=0.05)
+    synthesis = MetamerSynthesis(model, LAYER, references, settings=settings).setup(seed=0)
+    factory = acceptance_stop_factory(null, check_label=False)
+    synthesis.synthesize(stop_criterion=factory(synthesis))
+    assert synthesis.stop_reasons == ["criterion", "criterion"]
+    assert (synthesis.steps < 400).all()
+    table = accept(model, synthesis.metamers, references, LAYER, null)
+    assert table[["spearman_pass", "pearson_pass", "snr_db_pass"]].all().all()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from metamers.errors import ConfigError, LayerError
 from metamers.labels import sixteen_way_choice, sixteen_way_names
@@ -491,8 +492,8 @@ def validate_results(
             indices = [i for i, item_layer in entries if item_layer == layer]
             frame = accept(
                 model,
-                torch.stack([results[i].metamer for i in indices]),
-                torch.stack([results[i].reference for i in indices]),
+                fit_to_model(torch.stack([results[i].metamer for i in indices]), model),
+                fit_to_model(torch.stack([results[i].reference for i in indices]), model),
                 layer,
                 null,
                 stimulus_ids=[results[i].stimulus_id for i in indices],
@@ -546,3 +547,70 @@ def null_provider(
         return compute_null(model, layers, stimuli, n_pairs, **null_options)
 
     return get
+
+
+def fit_to_model(x: torch.Tensor, model: PixelModel) -> torch.Tensor:
+    """Resize a batch to ``model.input_shape`` (ensemble metamers live at the largest model's size).
+
+    Bilinear with antialiasing for images, linear for waveforms, as the synthesis engine does.
+    """
+    shape = model.input_shape
+    if tuple(x.shape[1:]) == shape:
+        return x
+    if x.ndim == 2 and len(shape) == 1:
+        return F.interpolate(x[:, None], size=shape[0], mode="linear", align_corners=False)[:, 0]
+    if x.ndim == 4 and len(shape) == 3 and x.shape[1] == shape[0]:
+        return F.interpolate(
+            x, size=shape[1:], mode="bilinear", antialias=True, align_corners=False
+        )
+    raise ConfigError(f"stimuli of shape {tuple(x.shape[1:])} do not fit {model.name} ({shape})")
+
+
+def acceptance_stop_factory(
+    nulls: NullSource,
+    *,
+    criterion: NullCriterion | None = None,
+    check_label: bool = True,
+    sixteen_way: bool = False,
+) -> Callable[[object], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """Stop-criterion factory for ``metamers.synthesis`` (``generate_metamers(stop_criterion=...)``).
+
+    Given a ``MetamerSynthesis`` (read by duck typing: ``models``, ``layers``
+    — one list of layer names per model — and ``references``), returns the
+    engine's per-item criterion ``(stimuli, indices) -> bool mask``: an item
+    stops once it is accepted at every generation layer of every model.
+
+    Parameters
+    ----------
+    nulls
+        One null, ``{model name: null}``, or ``get(model, layers)`` (see :func:`null_provider`).
+    criterion, check_label, sixteen_way
+        As in :class:`AcceptanceStop`.
+    """
+    get_null = null_getter(nulls)
+
+    def factory(synthesis) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        checks = []
+        for model, layers in zip(synthesis.models, synthesis.layers):
+            stop = AcceptanceStop(
+                model,
+                get_null(model, list(layers)),
+                criterion=criterion,
+                check_label=check_label,
+                sixteen_way=sixteen_way,
+            )
+            stop.null.check_layers(list(layers))
+            checks.append((model, list(layers), stop))
+
+        def criterion_fn(stimuli: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+            references = synthesis.references[indices.to(synthesis.references.device)]
+            accepted = torch.ones(stimuli.shape[0], dtype=torch.bool, device=stimuli.device)
+            for model, layers, stop in checks:
+                metamers, refs = fit_to_model(stimuli, model), fit_to_model(references, model)
+                for layer in layers:
+                    accepted &= stop(metamers, refs, layer).to(stimuli.device)
+            return accepted
+
+        return criterion_fn
+
+    return factory

@@ -1,0 +1,189 @@
+"""``metamers null | validate``: null distributions and the acceptance test of generated metamers."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from metamers.cli.app import app
+from metamers.cli.common import (
+    Device,
+    RandomWeights,
+    TrustCode,
+    Weights,
+    console,
+    open_model,
+    out,
+    progress_bar,
+    split_list,
+)
+from metamers.errors import ConfigError, MetamersError
+from metamers.io import atomic_path
+from metamers.null import NullCriterion, compute_null, null_provider, validate_results
+from metamers.stimuli import resolve_stimuli
+
+Pairs = typer.Option(
+    10_000, "--pairs", min=1, help="Number of null pairs N (part of every criterion)."
+)
+Seed = typer.Option(0, "--seed", help="Seed of the null's sampling and augmentation.")
+CacheDir = typer.Option(
+    None,
+    "--cache-dir",
+    help="Null cache folder (default $METAMERS_CACHE/null or ~/.cache/metamers/null).",
+)
+BatchSize = typer.Option(32, "--batch-size", min=2, help="Views per forward pass.")
+
+
+@contextmanager
+def _warnings_to_console() -> Iterator[None]:
+    """Show library warnings (small null, stale cache) as one-line CLI messages."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        console.print(f"[yellow]warning:[/yellow] {warning.message}")
+
+
+def _progress_callback(progress, description: str) -> Callable[[int, int], None]:
+    task = progress.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return update
+
+
+@app.command("null")
+def null_command(
+    model: str = typer.Argument(..., help="Model name."),
+    layers: str = typer.Option(..., "--layers", help="Comma-separated layers."),
+    stimuli: str = typer.Option(..., "--stimuli", help="Natural stimuli for the pairs (spec)."),
+    pairs: int = Pairs,
+    seed: int = Seed,
+    cache_dir: str = CacheDir,
+    batch_size: int = BatchSize,
+    random_weights: bool = RandomWeights,
+    weights: str = Weights,
+    trust_code: bool = TrustCode,
+    device: str = Device,
+) -> None:
+    """Compute (or load from the cache) a null distribution and print its quantiles."""
+    net = open_model(
+        model, random_weights=random_weights, weights=weights, trust_code=trust_code, device=device
+    )
+    pool = resolve_stimuli(stimuli)
+    with _warnings_to_console(), progress_bar() as progress:
+        null = compute_null(
+            net,
+            split_list(layers),
+            pool,
+            pairs,
+            seed=seed,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            progress=_progress_callback(progress, "null pairs"),
+        )
+    out.print(f"{'loaded' if null.from_cache else 'computed'} {null.path}")
+    out.print(f"{null.model}: {null.describe()} (pool of {null.pool_size})")
+    table = Table("layer", "metric", "min", "median", "99%", "max", title=f"N = {null.n_pairs}")
+    for row in null.summary().itertuples():
+        table.add_row(
+            row.layer, row.metric, *(f"{v:.4g}" for v in (row.min, row.median, row.q99, row.max))
+        )
+    out.print(table)
+
+
+@app.command("validate")
+def validate_command(
+    directory: Path = typer.Argument(..., help="A `metamers generate` output folder."),
+    pairs: int = Pairs,
+    null_stimuli: str = typer.Option(
+        "bundled:photos", "--null-stimuli", help="Natural stimuli for the null pairs (spec)."
+    ),
+    sixteen_way: bool = typer.Option(False, "--16way", help="Compare 16-way (Geirhos) labels."),
+    criterion: str = typer.Option(
+        "max", "--criterion", help="max (published), quantile or p_value."
+    ),
+    quantile: float = typer.Option(0.999, "--quantile", help="Quantile for --criterion quantile."),
+    alpha: float = typer.Option(0.001, "--alpha", help="Level for --criterion p_value."),
+    seed: int = Seed,
+    cache_dir: str = CacheDir,
+    batch_size: int = BatchSize,
+    random_weights: bool = RandomWeights,
+    device: str = Device,
+) -> None:
+    """Accept or reject every metamer of a generate folder against its model's null."""
+    results = _load_results(directory)
+    rule = NullCriterion(kind=criterion, q=quantile, alpha=alpha)
+    provider = null_provider(
+        resolve_stimuli(null_stimuli), pairs, seed=seed, cache_dir=cache_dir, batch_size=batch_size
+    )
+    with _warnings_to_console():
+        table = validate_results(
+            results,
+            provider,
+            models=lambda name: open_model(name, random_weights=random_weights, device=device),
+            sixteen_way=sixteen_way,
+            criterion=rule,
+        )
+    _write_table(table, directory / "validation")
+    _print_validation(table)
+    out.print(f"wrote {directory / 'validation.parquet'} and {directory / 'validation.csv'}")
+
+
+def _load_results(directory: Path) -> list:
+    if not directory.is_dir():
+        raise ConfigError(f"{directory} is not a folder; give a `metamers generate` output folder")
+    try:
+        from metamers.synthesis import load_results
+    except ImportError as exc:
+        raise MetamersError(
+            "this installation has no metamers.synthesis.load_results; cannot read metamers"
+        ) from exc
+    results = load_results(directory)
+    if not results:
+        raise ConfigError(f"no finished metamers in {directory}")
+    return results
+
+
+def _write_table(table: pd.DataFrame, stem: Path) -> None:
+    with atomic_path(stem.with_suffix(".parquet")) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_path(stem.with_suffix(".csv")) as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def _print_validation(table: pd.DataFrame) -> None:
+    detail = Table("metamer", "model", "layer", "accepted", "failed", "ρ", "r", "SNR dB")
+    for row in table.itertuples():
+        detail.add_row(
+            str(row.stimulus_id),
+            row.model,
+            row.layer,
+            "yes" if row.accepted else "[red]no[/red]",
+            row.failed or "-",
+            f"{row.spearman:.3f} > {row.spearman_threshold:.3f}",
+            f"{row.pearson:.3f} > {row.pearson_threshold:.3f}",
+            f"{row.snr_db:.1f} > {row.snr_db_threshold:.1f}",
+        )
+    out.print(detail)
+    rates = table.groupby(["model", "layer"], sort=False).agg(
+        accepted=("accepted", "sum"), total=("accepted", "size"), null_pairs=("null_pairs", "first")
+    )
+    summary = Table("model", "layer", "accepted", "rate", "null pairs", title="acceptance")
+    for (model, layer), row in rates.iterrows():
+        summary.add_row(
+            model,
+            layer,
+            f"{row.accepted}/{row.total}",
+            f"{row.accepted / row.total:.0%}",
+            str(row.null_pairs),
+        )
+    out.print(summary)
+    out.print(f"criterion: {table['criterion'].iloc[0]}")
