@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 
@@ -29,9 +30,14 @@ def _register_commands() -> None:
                 raise
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main() -> None:
     """Console-script entry point."""
     _register_commands()
+    warnings.formatwarning = _one_line_warning
     try:
         app()
     except MetamersError as exc:

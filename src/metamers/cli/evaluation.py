@@ -133,3 +133,82 @@ def _matrix_table(matrix: pd.DataFrame) -> Table:
     for number, ((model, layer), row) in enumerate(matrix.iterrows()):
         table.add_row(str(number), model, layer, *(f"{value:.3f}" for value in row))
     return table
+
+
+def parse_observer_layers(text: str | None) -> dict[str, list[str]] | None:
+    """Parse ``--observer-layers M1=a,b;M2=c`` into ``{model: layers}``."""
+    if not text:
+        return None
+    per_model: dict[str, list[str]] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(";"))):
+        model, sep, names = part.partition("=")
+        if not sep or not split_list(names):
+            raise ConfigError(f"cannot read {part!r} in --observer-layers; write MODEL=a,b")
+        per_model[model.strip()] = split_list(names)
+    return per_model
+
+
+@app.command("evaluate")
+def evaluate_command(
+    directory: Path = typer.Argument(..., help="A `metamers generate` output folder."),
+    observers: str = typer.Option(..., "--observers", help="Comma-separated observer models."),
+    representation_test: bool = typer.Option(
+        False, "--representation-test", help="Also test metamers against observer-layer nulls."
+    ),
+    observer_layers: str = typer.Option(
+        None, "--observer-layers", help="Observer layers, 'M1=a,b;M2=c' (default: shared names)."
+    ),
+    null_stimuli: str = typer.Option("bundled:photos", "--null-stimuli"),
+    pairs: int = typer.Option(2000, "--pairs", min=10, help="Pairs per null."),
+    all_metamers: bool = typer.Option(
+        False, "--all", help="Evaluate every metamer, not only accepted ones."
+    ),
+    sixteen_way: bool = typer.Option(False, "--16way"),
+    n_boot: int = typer.Option(1000, "--bootstrap", min=10),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Recognisability (and representation test) of stored metamers by observer models."""
+    from metamers.evaluation.directory import EVALUATION_FOLDER, evaluate_directory
+
+    start = time.perf_counter()
+    observer_names = split_list(observers)
+    with console.status("evaluating metamers on " + ", ".join(observer_names)):
+        evaluation = evaluate_directory(
+            directory,
+            [open_model(name) for name in observer_names],
+            representation_test=representation_test,
+            observer_layers=parse_observer_layers(observer_layers),
+            null_stimuli=null_stimuli,
+            n_pairs=pairs,
+            accepted_only=not all_metamers,
+            sixteen_way=sixteen_way,
+            n_boot=n_boot,
+            seed=seed,
+        )
+    table = Table(
+        "generator", "layer", "observer", "n", "agrees w/ reference [95% CI]", "correct vs label"
+    )
+    for row in evaluation.recognition_summary.itertuples():
+        table.add_row(
+            row.generator,
+            row.layer,
+            row.observer,
+            str(row.agrees_with_reference_n),
+            f"{row.agrees_with_reference_mean:.2f} [{row.agrees_with_reference_ci_low:.2f}, "
+            f"{row.agrees_with_reference_ci_high:.2f}]",
+            "-" if pd.isna(row.correct_vs_label_mean) else f"{row.correct_vs_label_mean:.2f}",
+        )
+    out.print(table)
+    if not evaluation.representation_summary.empty:
+        rep = Table("generator", "layer", "observer", "observer layer", "pass", "p")
+        for row in evaluation.representation_summary.itertuples():
+            rep.add_row(
+                row.generator,
+                row.layer,
+                row.observer,
+                row.observer_layer,
+                f"{row.pass_fraction:.2f}",
+                f"{row.p_value:.2g}",
+            )
+        out.print(rep)
+    console.print(f"wrote {directory / EVALUATION_FOLDER} in {time.perf_counter() - start:.0f} s")

@@ -1,0 +1,183 @@
+"""Evaluating a ``metamers generate`` output folder across observer models.
+
+Reads the stored metamers, keeps the accepted ones (validating them first if
+``validation.parquet`` is missing), runs recognisability and, optionally, the
+representation test on each observer, and writes tables and heat maps under
+``DIR/evaluation/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from metamers.errors import ConfigError
+from metamers.evaluation.transfer import (
+    TransferResults,
+    evaluate_transfer,
+    recognition_heatmap,
+    representation_heatmap,
+)
+from metamers.io import atomic_path
+from metamers.models import PixelModel, load_model
+from metamers.null.acceptance import null_provider, validate_results
+from metamers.null.distribution import compute_null
+from metamers.stimuli import resolve_stimuli
+from metamers.synthesis.results import MetamerResult
+
+VALIDATION_FILE = "validation.parquet"
+EVALUATION_FOLDER = "evaluation"
+
+
+def accepted_results(
+    out_dir: Path,
+    results: list[MetamerResult],
+    *,
+    null_stimuli: str,
+    n_pairs: int,
+    seed: int,
+    models: Callable[[str], PixelModel] | None = None,
+) -> list[MetamerResult]:
+    """The metamers accepted by their generators, from ``validation.parquet`` or a fresh validation."""
+    path = out_dir / VALIDATION_FILE
+    if path.exists():
+        table = pd.read_parquet(path)
+    else:
+        nulls = null_provider(resolve_stimuli(null_stimuli), n_pairs, seed=seed)
+        table = validate_results(results, nulls, models=models)
+        with atomic_path(path) as tmp:
+            table.to_parquet(tmp, index=False)
+    accepted = table.groupby("result_index")["accepted_all_models"].first()
+    if len(accepted) != len(results):
+        raise ConfigError(
+            f"{path} describes {len(accepted)} metamers but {out_dir} holds {len(results)}; "
+            f"delete it (or re-run `metamers validate {out_dir}`)"
+        )
+    return [r for i, r in enumerate(results) if bool(accepted.get(i, False))]
+
+
+def stimulus_targets(results: Sequence[MetamerResult]) -> dict[str, int | None]:
+    """True label of each reference, as recorded at generation time."""
+    return {r.stimulus_id: r.settings.get("stimulus", {}).get("target") for r in results}
+
+
+def evaluate_directory(
+    out_dir: str | Path,
+    observers: Sequence[str | PixelModel],
+    *,
+    representation_test: bool = False,
+    observer_layers: dict[str, Sequence[str]] | None = None,
+    null_stimuli: str = "bundled:photos",
+    n_pairs: int = 2000,
+    accepted_only: bool = True,
+    sixteen_way: bool = False,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> TransferResults:
+    """Evaluate every (accepted) metamer of a generate folder on observer models.
+
+    Parameters
+    ----------
+    out_dir
+        A ``metamers generate`` output folder.
+    observers
+        Observer models (names or loaded models). Generators may be included.
+    representation_test
+        Also run the representation test against each observer's null.
+    observer_layers
+        Observer layers per observer name; default: the generation layers that
+        the observer also has.
+    null_stimuli, n_pairs
+        Natural stimuli and number of pairs of every null (validation and
+        representation test).
+    accepted_only
+        Evaluate only metamers that pass their generator's acceptance test.
+    sixteen_way
+        16-way decisions for ImageNet observers.
+    n_boot, seed
+        Bootstrap size and seed (also the null seed).
+
+    Returns
+    -------
+    TransferResults
+        Also written to ``out_dir/evaluation/`` with heat maps.
+    """
+    from metamers.synthesis import load_results
+
+    out = Path(out_dir)
+    results = load_results(out)
+    if not results:
+        raise ConfigError(f"{out} holds no finished metamers; run `metamers generate` first")
+    cache: dict[str, PixelModel] = {}
+
+    def get_model(name: str) -> PixelModel:
+        if name not in cache:
+            cache[name] = load_model(name)
+        return cache[name]
+
+    models = [get_model(o) if isinstance(o, str) else o for o in observers]
+    if accepted_only:
+        results = accepted_results(
+            out, results, null_stimuli=null_stimuli, n_pairs=n_pairs, seed=seed, models=get_model
+        )
+        if not results:
+            raise ConfigError(f"no metamer in {out} is accepted; nothing to evaluate")
+    layers = _observer_layers(results, models, observer_layers)
+    nulls = None
+    if representation_test:
+        pool = resolve_stimuli(null_stimuli)
+        nulls = {m.name: compute_null(m, layers[m.name], pool, n_pairs, seed=seed) for m in models}
+    generators = {name: get_model(name) for r in results if len(r.models) == 1 for name in r.models}
+    evaluation = evaluate_transfer(
+        results,
+        models,
+        generators=generators,
+        targets=stimulus_targets(results),
+        nulls=nulls,
+        observer_layers=layers,
+        sixteen_way=sixteen_way,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    save_evaluation(evaluation, out / EVALUATION_FOLDER)
+    return evaluation
+
+
+def _observer_layers(
+    results: Sequence[MetamerResult],
+    observers: Sequence[PixelModel],
+    given: dict[str, Sequence[str]] | None,
+) -> dict[str, list[str]]:
+    generation_layers = list(dict.fromkeys(layer for r in results for layer in r.layers))
+    layers = {}
+    for observer in observers:
+        if given and observer.name in given:
+            layers[observer.name] = observer.check_layers(given[observer.name])
+            continue
+        shared = [layer for layer in generation_layers if layer in observer.layer_names()]
+        if not shared:
+            raise ConfigError(
+                f"observer {observer.name} has none of the generation layers {generation_layers}; "
+                "name its layers with --observer-layers"
+            )
+        layers[observer.name] = shared
+    return layers
+
+
+def save_evaluation(evaluation: TransferResults, folder: Path) -> list[Path]:
+    """Write the tables and heat maps of an evaluation to ``folder``."""
+    written = evaluation.save(folder)
+    figures = {}
+    if not evaluation.recognition_summary.empty:
+        figures["recognisability.png"] = recognition_heatmap(evaluation.recognition_summary)
+    summary = evaluation.representation_summary
+    for observer in summary["observer"].unique() if not summary.empty else []:
+        safe = str(observer).replace(":", "_").replace("/", "_")
+        figures[f"representation_{safe}.png"] = representation_heatmap(summary, observer)
+    for name, figure in figures.items():
+        with atomic_path(folder / name) as tmp:
+            figure.savefig(tmp, format="png", dpi=120)
+        written.append(folder / name)
+    return written
