@@ -148,8 +148,9 @@ def load_zoo_model(
     spec = ZOO_SPECS[name]
     directory = Path(directory or committed_dir())
     entry = read_manifest(directory)["models"].get(name, {})
-    torch.manual_seed(spec.seed)
-    net = build_net(spec.arch)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)  # untrained weights are reproducible too
+        net = build_net(spec.arch)
     if not random_weights:
         _load_weights(net, directory, name, entry)
     return wrap_zoo_net(net, name, info=zoo_info(entry) | {"study_layers": list(spec.study_layers)})
