@@ -23,13 +23,15 @@ CANDIDATES = {
     "adam0.02-cos-noise": {"optimizer": "adam", "lr": 0.02, "schedule": "cosine"},
     "adam0.05-cos-noise": {"optimizer": "adam", "lr": 0.05, "schedule": "cosine"},
     "adam0.02-cos-blur": {"optimizer": "adam", "lr": 0.02, "schedule": "cosine", "init": "blur"},
+    "adam0.02-plateau-noise": {"optimizer": "adam", "lr": 0.02, "schedule": "plateau"},
+    "lbfgs-noise": {"optimizer": "lbfgs", "lr": 1.0, "schedule": "constant"},
     "published-compressed": {
         "optimizer": "normalized_gradient",
         "lr": 1.0,
         "schedule": "halving",
     },
 }
-LAYERS = ("blocks.1", "blocks.3", "blocks.5")
+LAYERS = tuple(os.environ.get("SWEEP_LAYERS", "blocks.1,blocks.3,blocks.5").split(","))
 
 
 def main() -> None:

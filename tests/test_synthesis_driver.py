@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from metamers.errors import ConfigError
 from metamers.models import ModelEntry, PixelModel, register_model
 from metamers.stimuli import resolve_stimuli
-from metamers.synthesis import generate_metamers, get_preset, load_results
+from metamers.synthesis import generate_metamers, get_preset, load_results, reference_stop
 
 
 def tiny_model(size: int = 16, seed: int = 0, name: str | None = None) -> PixelModel:
@@ -46,7 +46,7 @@ def stimuli(tmp_path_factory):
     return resolve_stimuli(str(folder))
 
 
-SETTINGS = get_preset("fast", max_steps=40, checkpoint_every=5)
+SETTINGS = get_preset("fast", max_steps=40, checkpoint_every=5, init="noise")
 
 
 def metamers_by_key(results):
@@ -193,3 +193,18 @@ def test_cli_generate_and_resume(model, stimuli, tmp_path):
     changed = runner.invoke(app, [*args[:-6], "--steps", "21", "--limit", "2"])
     assert changed.exit_code != 0
     assert isinstance(changed.exception, ConfigError)
+
+
+def test_reference_stop_adapter(model, stimuli, tmp_path):
+    asked = []
+
+    def accept(metamers, references, layer):
+        asked.append((metamers.shape, references.shape, layer))
+        return torch.ones(len(metamers), dtype=torch.bool)
+
+    settings = get_preset("fast", max_steps=30, stop_check_every=5)
+    results = generate_metamers(
+        model, "3", stimuli, tmp_path, settings, limit=2, stop_criterion=reference_stop(accept)
+    )
+    assert asked == [(torch.Size([2, 3, 16, 16]), torch.Size([2, 3, 16, 16]), "3")]
+    assert {r.settings["steps"] for r in results} == {5}

@@ -36,7 +36,7 @@ def refs() -> torch.Tensor:
 
 
 def run(model, layer, refs, steps=60, seed=0, item_seeds=None, **overrides) -> MetamerSynthesis:
-    settings = get_preset("fast", max_steps=steps, **overrides)
+    settings = get_preset("fast", max_steps=steps, **({"init": "noise"} | overrides))
     synthesis = MetamerSynthesis(model, layer, refs, settings=settings)
     return synthesis.setup(seed=seed, item_seeds=item_seeds).synthesize()
 
@@ -80,7 +80,7 @@ def test_batched_equals_one_at_a_time(model, refs):
     ],
 )
 def test_resume_equals_uninterrupted(model, refs, tmp_path, overrides):
-    settings = get_preset("fast", max_steps=30, **overrides)
+    settings = get_preset("fast", max_steps=30, init="noise", **overrides)
     whole = MetamerSynthesis(model, "3", refs, settings=settings).setup(seed=5).synthesize()
     part = MetamerSynthesis(model, "3", refs, settings=settings).setup(seed=5)
     part.synthesize(max_steps=12)
@@ -95,7 +95,9 @@ def test_resume_equals_uninterrupted(model, refs, tmp_path, overrides):
 
 def test_calling_synthesize_again_continues(model, refs):
     whole = run(model, "3", refs, steps=20)
-    parts = MetamerSynthesis(model, "3", refs, settings=get_preset("fast", max_steps=20)).setup()
+    parts = MetamerSynthesis(
+        model, "3", refs, settings=get_preset("fast", max_steps=20, init="noise")
+    ).setup()
     parts.synthesize(max_steps=7)
     assert parts.steps.tolist() == [7, 7, 7]
     parts.synthesize()
@@ -190,7 +192,7 @@ def test_stop_criterion_stops_chosen_items(model, refs):
         calls.append((tuple(stimuli.shape), indices.tolist()))
         return indices == 1
 
-    settings = get_preset("fast", max_steps=50, stop_check_every=10)
+    settings = get_preset("fast", max_steps=50, stop_check_every=10, init="noise")
     synthesis = MetamerSynthesis(model, "3", refs, settings=settings).setup()
     synthesis.synthesize(stop_criterion=criterion)
     assert calls[0] == ((3, 3, 16, 16), [0, 1, 2])
@@ -212,7 +214,7 @@ def test_ensemble_with_different_input_sizes(refs):
     small, large = tiny_model(16, seed=0), tiny_model(24, seed=1)
     refs_large = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(4))
     per_model = [refs_large[:, :, ::2, ::2][:, :, :16, :16].contiguous(), refs_large]
-    settings = get_preset("fast", max_steps=150)
+    settings = get_preset("fast", max_steps=150, init="noise")
     synthesis = MetamerSynthesis([small, large], ["3", "1"], per_model, settings=settings)
     assert synthesis.shape == (3, 24, 24)
     torch.testing.assert_close(synthesis.references, refs_large)
@@ -261,3 +263,30 @@ def test_objectives_per_item():
     assert mse(a + 1, a) == pytest.approx(torch.ones(4))
     assert cosine(3 * a, a).abs().max() < 1e-6
     assert normalized_l2(a, a).shape == (4,)
+
+
+@pytest.mark.parametrize(
+    "init", ["noise", "uniform", "constant", "pink", "reference_noise", "blur", "downsample"]
+)
+def test_starting_points_are_in_range_and_seeded(model, refs, init):
+    def start(seeds):
+        synthesis = MetamerSynthesis(model, "3", refs, settings=get_preset("fast", init=init))
+        return synthesis.setup(item_seeds=seeds).x
+
+    first, again = start([1, 2, 3]), start([1, 2, 3])
+    torch.testing.assert_close(first, again, atol=0, rtol=0)
+    assert first.min() >= 0 and first.max() <= 1 and first.shape == refs.shape
+    if init in ("noise", "uniform", "pink", "reference_noise"):
+        assert not torch.equal(first, start([4, 5, 6]))
+
+
+def test_reference_noise_snr_and_blur_closeness(model, refs):
+    def start(**overrides):
+        synthesis = MetamerSynthesis(model, "3", refs, settings=get_preset("fast", **overrides))
+        return synthesis.setup().x
+
+    noisy = start(init="reference_noise", init_snr_db=40.0)
+    assert (noisy - refs).abs().mean() < 0.01
+    blurred = start(init="blur", init_sigma=1.0)
+    high_freq = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean()  # noqa: E731
+    assert high_freq(blurred) < high_freq(refs) / 2

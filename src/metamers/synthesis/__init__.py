@@ -12,7 +12,12 @@ Per-item stop criteria (e.g. null-distribution acceptance) plug in as
 ``criterion(stimuli, indices) -> bool mask``; see :mod:`metamers.synthesis.engine`.
 """
 
-from metamers.synthesis.driver import StopCriterionFactory, generate_metamers, item_seed
+from metamers.synthesis.driver import (
+    StopCriterionFactory,
+    generate_metamers,
+    item_seed,
+    reference_stop,
+)
 from metamers.synthesis.engine import MetamerSynthesis, StopCriterion, resize_to
 from metamers.synthesis.results import MetamerResult
 from metamers.synthesis.settings import (
@@ -39,6 +44,7 @@ __all__ = [
     "item_seed",
     "load_results",
     "read_result",
+    "reference_stop",
     "resize_to",
     "with_overrides",
 ]

@@ -44,6 +44,30 @@ StopCriterionFactory = Callable[[MetamerSynthesis], StopCriterion | None]
 ``item_ids``, references, ``targets(i)``); returns that batch's stop criterion."""
 
 ProgressFn = Callable[[dict], None]
+
+
+def reference_stop(
+    test: Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor],
+) -> StopCriterionFactory:
+    """Adapt a ``test(metamers, references, layer) -> bool mask`` into a stop-criterion factory.
+
+    For example ``reference_stop(AcceptanceStop(model, null))`` stops every
+    item as soon as it passes the null-distribution acceptance test at its
+    generation layer (single-model runs: the references are at the model's
+    input size, and the layer is the first generation layer).
+    """
+
+    def factory(synthesis: MetamerSynthesis) -> StopCriterion:
+        layer = synthesis.layers[0][0]
+
+        def criterion(stimuli: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+            return test(stimuli, synthesis.references[indices], layer)
+
+        return criterion
+
+    return factory
+
+
 Job = tuple[str, ...]
 
 

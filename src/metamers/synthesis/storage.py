@@ -14,6 +14,8 @@ the record comes last, so a folder with a record is complete.
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import json
 import platform
 import re
@@ -39,19 +41,18 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+=-]", "_", text).strip(".") or "_"
 
 
+@functools.cache
 def versions() -> dict[str, str]:
-    """Versions of the software that made a result."""
-    import timm
-
+    """Versions of the software that made a result (read without importing the packages)."""
     import metamers
 
-    return {
-        "metamers": metamers.__version__,
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
+    found = {"metamers": metamers.__version__, "python": platform.python_version()}
+    for package in ("torch", "timm", "numpy"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "absent"
+    return dict(found)
 
 
 def write_metamer(
