@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -367,7 +368,12 @@ def run_child(tool: str, config: str, images: Path, args, out: Path) -> Run:
             _command(tool, CONFIGS[config], images, args, out),
             stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=out,
         )  # fmt: skip
-        _, status, usage = os.wait4(child.pid, 0)
+        try:
+            _, status, usage = os.wait4(child.pid, 0)
+        except BaseException:
+            child.kill()
+            child.wait()
+            raise
         seconds = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
@@ -506,6 +512,7 @@ def run_benchmark(args) -> list[dict]:
         print(f"THINGSvision NOT AVAILABLE: {problem}")
         print("Comparing metamers against the naive full-forward baseline only.")
         tools = [t for t in tools if t not in TV_TOOLS]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the temp folder is removed
     work = Path(tempfile.mkdtemp(prefix="metamers-bench-"))
     try:
         images = write_images(work / "images", args.n_images)
