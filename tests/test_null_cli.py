@@ -52,7 +52,7 @@ def test_null_command_refuses_bad_layer(tmp_path):
 def test_validate_command_writes_tables(tmp_path):
     out = tmp_path / "run"
     model = split_model(name=NAME)
-    settings = get_preset("fast", max_steps=150, lr=0.05)
+    settings = get_preset("fast", max_steps=40, lr=0.05)
     photos = resolve_stimuli("bundled:photos").limit(2)
     generate_metamers(model, LAYER, photos, out, settings=settings)
     args = ["validate", str(out), "--pairs", "60", "--cache-dir", str(tmp_path / "cache")]

@@ -29,6 +29,11 @@ class Augmentation:
         Probability of a horizontal flip.
     brightness, contrast, saturation, hue
         Colour-jitter strengths (``torchvision.transforms.v2.ColorJitter``).
+    max_source_scale
+        Sources whose shorter side exceeds this multiple of the model's input
+        size are shrunk once (antialiased) before cropping — ImageNet training
+        images are ~400 px, and cropping a 1,400 px photo per view costs more
+        than the model forward. ``None`` keeps full resolution.
     """
 
     enabled: bool = True
@@ -39,6 +44,7 @@ class Augmentation:
     contrast: float = 0.1
     saturation: float = 0.1
     hue: float = 0.0
+    max_source_scale: float | None = 2.0
 
     @classmethod
     def none(cls) -> Augmentation:
@@ -64,10 +70,27 @@ class Augmentation:
         return v2.Compose(steps)
 
 
-def augmented_view(
-    raw: torch.Tensor, transform: v2.Transform, input_shape: tuple[int, ...], seed: int
+def prepare_source(
+    raw: torch.Tensor, input_shape: tuple[int, ...], scale: float | None
 ) -> torch.Tensor:
-    """One augmented view of a raw ``(C, H, W)`` image, reproducible from ``seed``.
+    """A raw ``(C, H, W)`` image in ``[0, 1]`` made ready for cropping: ``uint8``, model channels.
+
+    Sources whose shorter side exceeds ``scale·max(input H, W)`` are shrunk
+    (antialiased). Augmenting in ``uint8`` (as the PIL-based training
+    pipelines do) uses torchvision's fast integer resize.
+    """
+    image = match_channels(raw.float(), input_shape[0])
+    if scale is not None:
+        limit = round(scale * max(input_shape[1:]))
+        short = min(image.shape[1:])
+        if short > limit:
+            size = [round(side * limit / short) for side in image.shape[1:]]
+            image = v2.functional.resize(image, size, antialias=True)
+    return (image.clamp(0.0, 1.0) * 255).round().to(torch.uint8)
+
+
+def augmented_view(source: torch.Tensor, transform: v2.Transform, seed: int) -> torch.Tensor:
+    """One augmented ``float32`` view in ``[0, 1]`` of a prepared source, reproducible from ``seed``.
 
     torchvision's random transforms draw from torch's global generator, so the
     draw happens inside :func:`torch.random.fork_rng`, seeded per view: the
@@ -75,5 +98,5 @@ def augmented_view(
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        image = match_channels(raw.float(), input_shape[0])
-        return transform(image).clamp(0.0, 1.0)
+        view = transform(source)
+    return view.float() / 255.0

@@ -28,7 +28,7 @@ import torch
 
 from metamers.errors import ConfigError, LayerError, StimulusError
 from metamers.models import PixelModel
-from metamers.null.augment import Augmentation, augmented_view
+from metamers.null.augment import Augmentation, augmented_view, prepare_source
 from metamers.null.cache import (
     STALE_POLICIES,
     NullCacheError,
@@ -403,18 +403,20 @@ def _sample_null(
     )
 
 
-_RAW_CACHE: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+_RAW_CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 _RAW_CACHE_SIZE = 256
 
 
-def _load_raw_cached(stimuli: StimulusSet, index: int) -> torch.Tensor:
-    """Decoded raw stimulus, kept in a small process-wide LRU (decoding dominates small nulls)."""
+def _load_raw_cached(
+    stimuli: StimulusSet, index: int, input_shape: tuple[int, ...], scale: float | None
+) -> torch.Tensor:
+    """Decoded (and shrunk) source, kept in a small process-wide LRU: decoding is slow."""
     stimulus = stimuli[index]
-    key = (stimuli.fingerprint(), stimulus.id)
+    key = (stimuli.fingerprint(), stimulus.id, input_shape, scale)
     if key in _RAW_CACHE:
         _RAW_CACHE.move_to_end(key)
         return _RAW_CACHE[key]
-    raw = stimuli.load_raw(stimulus)
+    raw = prepare_source(stimuli.load_raw(stimulus), input_shape, scale)
     _RAW_CACHE[key] = raw
     while len(_RAW_CACHE) > _RAW_CACHE_SIZE:
         _RAW_CACHE.popitem(last=False)
@@ -430,8 +432,8 @@ def _view_loader(
     def load(index: int, view_seed: int) -> torch.Tensor:
         if transform is None:
             return stimuli.load(stimuli[index], model.input_shape)
-        raw = _load_raw_cached(stimuli, index)
-        return augmented_view(raw, transform, model.input_shape, view_seed)
+        source = _load_raw_cached(stimuli, index, model.input_shape, augmentation.max_source_scale)
+        return augmented_view(source, transform, view_seed)
 
     return load
 

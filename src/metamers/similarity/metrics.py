@@ -65,21 +65,17 @@ def rank_average(x: torch.Tensor) -> torch.Tensor:
     """
     x = x.detach().flatten(1)
     n, d = x.shape
-    sorted_x, order = torch.sort(x, dim=1, stable=True)
-    new_group = torch.ones_like(sorted_x, dtype=torch.bool)
-    new_group[:, 1:] = sorted_x[:, 1:] != sorted_x[:, :-1]
-    # Global group ids across rows, so one scatter handles the whole batch.
-    group = torch.cumsum(new_group.flatten().long(), 0) - 1
-    position = torch.arange(d, device=x.device, dtype=torch.float64).repeat(n)
-    n_groups = int(group[-1]) + 1 if group.numel() else 0
-    first = torch.full((n_groups,), float(d), dtype=torch.float64, device=x.device)
-    last = torch.zeros(n_groups, dtype=torch.float64, device=x.device)
-    first = first.scatter_reduce(0, group, position, reduce="amin")
-    last = last.scatter_reduce(0, group, position, reduce="amax")
-    average = ((first + last) / 2 + 1)[group].view(n, d)
-    ranks = torch.empty_like(average)
-    ranks.scatter_(1, order, average)
-    return ranks
+    sorted_x, order = torch.sort(x, dim=1)
+    starts_group = torch.ones_like(sorted_x, dtype=torch.bool)
+    starts_group[:, 1:] = sorted_x[:, 1:] != sorted_x[:, :-1]
+    ends_group = torch.ones_like(starts_group)
+    ends_group[:, :-1] = starts_group[:, 1:]
+    position = torch.arange(d, device=x.device).expand(n, d)
+    # First and last sorted position of each element's tie group, by running max / min.
+    first = torch.where(starts_group, position, 0).cummax(dim=1).values
+    last = torch.where(ends_group, position, d).flip(1).cummin(dim=1).values.flip(1)
+    average = (first + last).double() / 2 + 1
+    return torch.empty_like(average).scatter_(1, order, average)
 
 
 def _correlate_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -192,12 +188,13 @@ def indexed_similarities(
     dict[str, torch.Tensor]
         ``{"spearman", "pearson", "snr_db"}``, each ``(M,)`` float64.
     """
-    rows = activations.detach().flatten(1).double()
+    native = activations.detach().flatten(1)
+    rows = native.double()
     gram = rows @ rows.T
     squared = gram.diagonal()
     distance = (squared[first] + squared[second] - 2 * gram[first, second]).clamp_min(0)
     values = {
-        "spearman": _standardised_gram(rank_average(rows))[first, second],
+        "spearman": _standardised_gram(rank_average(native))[first, second],
         "pearson": _standardised_gram(rows)[first, second],
         "snr_db": 10.0 * torch.log10(squared[first] / distance),
     }
