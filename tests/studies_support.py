@@ -25,7 +25,7 @@ class Pause(nn.Module):
         return x
 
 
-def build_model(pretrained=True, seed=0, width=8):
+def build_model(pretrained=True, seed=0, width=8, name="tiny"):
     generator = torch.Generator().manual_seed(seed)
     net = nn.Sequential(OrderedDict(
         pause=Pause(),
@@ -40,11 +40,11 @@ def build_model(pretrained=True, seed=0, width=8):
     with torch.no_grad():
         for parameter in net.parameters():
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-    return PixelModel(net, name="tiny", input_shape=(3, 32, 32))
+    return PixelModel(net, name=name, input_shape=(3, 32, 32))
 
 
 def build_other(pretrained=True):
-    return build_model(pretrained, seed=1, width=6)
+    return build_model(pretrained, seed=1, width=6, name="tiny_other")
 '''
 
 
@@ -56,7 +56,10 @@ def write_tiny_model(folder: Path) -> Path:
 
 
 def tiny_study(folder: Path, *, name: str = "tiny", **sections) -> dict:
-    """A small study on the tiny models (features only unless other kinds are asked for)."""
+    """A small but complete study on the tiny models: every task kind, a few steps each.
+
+    ``sections`` update the study's sections (``synthesis={"max_steps": 5}``).
+    """
     model = write_tiny_model(folder)
     study = {
         "name": name,
@@ -81,13 +84,15 @@ def tiny_study(folder: Path, *, name: str = "tiny", **sections) -> dict:
             ],
         },
         "stimuli": {"spec": "bundled:photos", "limit": 3, "chunk": 2},
-        "null": {"enabled": False},
+        "synthesis": {"preset": "fast", "max_steps": 20, "lr": 0.05},
+        "null": {"enabled": True, "pairs": 40},
         "evaluation": {
             "features": True,
-            "recognisability": False,
-            "representation_test": False,
-            "transfer": False,
-            "similarity": [],
+            "recognisability": True,
+            "representation_test": True,
+            "transfer": True,
+            "similarity": ["cka"],
+            "bootstraps": 50,
         },
     }
     for section, values in sections.items():

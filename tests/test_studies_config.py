@@ -77,7 +77,7 @@ def test_paths_resolve_against_the_study_file(tmp_path):
     study["models"]["generators"][0]["name"] = "file:tiny_model.py"
     config = load_study(write_study(tmp_path / "sub", study))
     assert config.models.generators[0].name == f"file:{(tmp_path / 'sub' / 'tiny_model.py')}"
-    assert config.null.enabled is False  # the bare YAML key `null:` is read as the null section
+    assert config.null.pairs == 40  # the bare YAML key `null:` is read as the null section
 
 
 def test_bundled_default_study_is_valid():

@@ -12,6 +12,8 @@ from collections import Counter
 
 import h5py
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from metamers.report import build_report
 from metamers.studies import StudyStore, load_study, parse_study, plan_study, run_study
@@ -21,13 +23,23 @@ from studies_support import tiny_study, write_study
 
 
 def _many_models_study(folder):
-    study = tiny_study(folder)
+    study = tiny_study(
+        folder,
+        synthesis={"max_steps": 10},
+        null={"enabled": False},
+        evaluation={"similarity": []},
+    )
     template = study["models"]["generators"][0]
     study["models"]["generators"] = [
-        {**template, "label": f"tiny_{i}", "layers": ["conv1", "relu2"][: 1 + i % 2]}
-        for i in range(6)
+        {**template, "label": f"tiny_{i}", "layers": [["conv1", "relu2"][i % 2]]} for i in range(3)
     ]
+    study["models"]["observers"] = []
     return study
+
+
+@pytest.fixture(autouse=True)
+def _private_null_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("METAMERS_CACHE", str(tmp_path / "cache"))
 
 
 def _assert_sound(root, plan):
@@ -39,9 +51,12 @@ def _assert_sound(root, plan):
         assert store.verify() == []
         for record in store.records(status="done"):
             for entry in record.files:
-                if entry["path"].endswith(".h5"):
-                    with h5py.File(store.task_dir(record) / entry["path"], "r") as h5:
+                path = store.task_dir(record) / entry["path"]
+                if path.suffix == ".h5":
+                    with h5py.File(path, "r") as h5:
                         assert h5["stimulus_ids"].shape[0] == 3
+                elif path.suffix == ".safetensors":
+                    assert torch.isfinite(load_file(path)["metamer"]).all()
     leftovers = [p for p in root.rglob("*") if p.name.endswith((".tmp", ".partial"))]
     assert leftovers == []
     assert not list(root.glob("work/*/out/*")), "scratch of finished tasks was kept"
@@ -55,7 +70,7 @@ def test_sigkill_mid_run_then_rerun_finishes_every_task_once(tmp_path):
     path = write_study(tmp_path, _many_models_study(tmp_path))
     study = load_study(path)
     plan = plan_study(study)
-    env = {**os.environ, "TINY_MODEL_DELAY": "0.4", "METAMERS_THREADS": "1"}
+    env = {**os.environ, "TINY_MODEL_DELAY": "0.05", "METAMERS_THREADS": "1"}
     process = subprocess.Popen(
         [sys.executable, "-c", "from metamers.cli import main; main()", "run", str(path)],
         env=env,
@@ -75,6 +90,7 @@ def test_sigkill_mid_run_then_rerun_finishes_every_task_once(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait(timeout=30)
     killed_with = catalog_status(study.output_dir)
     assert 0 < sum(s == "done" for s in killed_with.values()) < len(plan)
     summary = run_study(study, reporter=build_report)
@@ -84,7 +100,7 @@ def test_sigkill_mid_run_then_rerun_finishes_every_task_once(tmp_path):
 
 
 def test_kill_between_rename_and_commit_is_adopted_not_recomputed(tmp_path, monkeypatch):
-    study = parse_study(tiny_study(tmp_path))
+    study = parse_study(_many_models_study(tmp_path))
     plan = plan_study(study)
     first = plan.of_kind("features")[0]
     with StudyStore(study.output_dir, create=True) as store:
@@ -106,7 +122,7 @@ def test_kill_between_rename_and_commit_is_adopted_not_recomputed(tmp_path, monk
 
 
 def test_kill_before_rename_leaves_a_partial_folder_that_is_swept(tmp_path, monkeypatch):
-    study = parse_study(tiny_study(tmp_path))
+    study = parse_study(_many_models_study(tmp_path))
     plan = plan_study(study)
     first = plan.of_kind("features")[0]
     with StudyStore(study.output_dir, create=True) as store:

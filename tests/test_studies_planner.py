@@ -25,8 +25,23 @@ def test_plan_has_a_task_per_model_and_a_final_report(tmp_path):
     waves = plan.waves()
     assert [t.kind for t in waves[-1]] == ["report"]
     report = waves[-1][0]
-    assert set(report.inputs) == {t.key for t in plan.of_kind("features")}
+    assert set(report.inputs) == {t.key for t in plan if t.kind != "report"}
     assert plan.dependents(plan.of_kind("features")[0].key) == {report.key}
+    generate = plan.of_kind("generate")
+    assert [t.label for t in generate] == [
+        "generate tiny_a conv1 #0",
+        "generate tiny_a conv1 #1",
+        "generate tiny_a relu2 #0",
+        "generate tiny_a relu2 #1",
+    ]
+    (evaluate,) = plan.of_kind("evaluate")
+    assert plan.dependents(generate[0].key) == {
+        plan.of_kind("validate")[0].key,
+        evaluate.key,
+        report.key,
+    }
+    depth = {t.key: i for i, wave in enumerate(waves) for t in wave}
+    assert all(depth[k] < depth[t.key] for t in plan for k in t.inputs)
 
 
 def test_changing_one_model_invalidates_only_its_tasks(tmp_path):
@@ -35,7 +50,7 @@ def test_changing_one_model_invalidates_only_its_tasks(tmp_path):
     study["models"]["observers"][0]["layers"] = ["relu1", "conv2"]
     after = plan_study(parse_study(study))
     changed = {t.label for t in after if t.key not in before.tasks}
-    assert changed == {"features tiny_b", "report"}
+    assert changed == {"features tiny_b", "null tiny_b", "evaluate tiny_b", "compare cka", "report"}
 
 
 def test_executor_and_output_do_not_change_keys(tmp_path):
@@ -55,7 +70,14 @@ def test_unavailable_kinds_are_left_out_with_a_note(tmp_path, monkeypatch):
     assert any(n.startswith("generate:") and "not available yet" in n for n in plan.notes)
 
 
-def test_estimate_counts_tasks(tmp_path):
+def test_changing_synthesis_keeps_nulls_features_and_comparisons(tmp_path):
+    before = _plan(tmp_path)
+    after = _plan(tmp_path, synthesis={"max_steps": 21})
+    changed = {t.kind for t in after if t.key not in before.tasks}
+    assert changed == {"generate", "validate", "evaluate", "report"}
+
+
+def test_estimate_counts_steps(tmp_path):
     totals = _plan(tmp_path).estimate()
     assert totals["features"]["tasks"] == 2
-    assert totals["report"]["tasks"] == 1
+    assert totals["generate"]["steps"] == 20 * 3 * 2  # steps x stimuli x layers

@@ -186,6 +186,8 @@ def heatmap_with_ci(
     title: str = "",
     vmin: float = 0.0,
     vmax: float = 1.0,
+    row_label: str | None = None,
+    column_label: str | None = None,
 ) -> Figure:
     """Heat map of ``value`` over ``row`` × ``column``, each cell annotated with its CI.
 
@@ -217,8 +219,8 @@ def heatmap_with_ci(
                 j, i, text, ha="center", va="center", fontsize=7, color="k" if shade > 0.6 else "w"
             )
     fig.colorbar(image, ax=axis, shrink=0.8)
-    axis.set_xlabel(column)
-    axis.set_ylabel(row)
+    axis.set_xlabel(column if column_label is None else column_label)
+    axis.set_ylabel(row if row_label is None else row_label)
     if title:
         axis.set_title(title, fontsize=10)
     fig.tight_layout()

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from metamers.report import figures
 from metamers.report.page import Section, write_page, write_tables
 from metamers.studies.store import StudyStore, TaskRecord
 
@@ -93,4 +95,259 @@ def _features_section(
     return [Section("Features of the reference stimuli", tables=[table])]
 
 
-SECTION_BUILDERS: list[SectionBuilder] = [_features_section]
+def _of_kind(records: list[TaskRecord], kind: str) -> list[TaskRecord]:
+    return [r for r in records if r.kind == kind]
+
+
+def _read_tables(store: StudyStore, records: list[TaskRecord], name: str) -> pd.DataFrame:
+    frames = []
+    for record in records:
+        path = store.task_dir(record) / f"{name}.parquet"
+        if path.is_file():
+            frames.append(pd.read_parquet(path))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _acceptance(store: StudyStore, records: list[TaskRecord]) -> pd.DataFrame:
+    return _read_tables(store, _of_kind(records, "validate"), "acceptance")
+
+
+def _metamers_section(
+    store: StudyStore, records: list[TaskRecord], tables: dict[str, pd.DataFrame]
+) -> list[Section]:
+    from metamers.synthesis import load_results
+
+    generated = _of_kind(records, "generate")
+    if not generated:
+        return []
+    results = [r for record in generated for r in load_results(store.task_dir(record))]
+    acceptance = _acceptance(store, records)
+    accepted = {}
+    if not acceptance.empty:
+        for row in acceptance.itertuples(index=False):
+            accepted[(row.generator, row.generation_layer, row.stimulus_id)] = bool(row.accepted)
+    section = Section(
+        "Metamers",
+        text="Reference, then its metamer at each generation layer; rejected metamers are "
+        "framed in red.",
+    )
+    losses = []
+    for generator in dict.fromkeys(r.generator for r in results):
+        mine = [r for r in results if r.generator == generator]
+        references = {r.stimulus_id: r.reference for r in mine}
+        frame = pd.DataFrame(
+            {
+                "stimulus": [r.stimulus_id for r in mine],
+                "layer": [r.layer for r in mine],
+                "image": [r.metamer for r in mine],
+                "accepted": [accepted.get((generator, r.layer, r.stimulus_id)) for r in mine],
+            }
+        )
+        section.figures.append(figures.metamer_grid(references, frame, title=generator))
+        for r in mine:
+            steps = np.arange(1, len(r.losses) + 1)
+            keep = _thin(len(steps))
+            losses.append(
+                pd.DataFrame(
+                    {
+                        "generator": generator,
+                        "layer": r.layer,
+                        "stimulus": r.stimulus_id,
+                        "step": steps[keep],
+                        "loss": r.losses[keep],
+                    }
+                )
+            )
+    loss_table = pd.concat(losses, ignore_index=True)
+    tables["losses"] = loss_table
+    tables["metamers"] = pd.DataFrame(
+        {
+            "generator": [r.generator for r in results],
+            "layer": [r.layer for r in results],
+            "stimulus_id": [r.stimulus_id for r in results],
+            "steps": [len(r.losses) for r in results],
+            "final_loss": [float(r.losses[-1]) if len(r.losses) else np.nan for r in results],
+            "path": [str(r.path.relative_to(store.root)) if r.path else "" for r in results],
+        }
+    )
+    positive = loss_table[loss_table["loss"] > 0]
+    curves = (
+        Section("Loss curves", figures=[figures.loss_curves(positive)]) if len(positive) else None
+    )
+    return [section, *([curves] if curves else [])]
+
+
+def _thin(n: int, most: int = 400) -> np.ndarray:
+    """Indices of at most ``most`` steps, evenly spread, always keeping the last."""
+    if n <= most:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, most).round().astype(int))
+
+
+def _null_section(
+    store: StudyStore, records: list[TaskRecord], tables: dict[str, pd.DataFrame]
+) -> list[Section]:
+    nulls = _of_kind(records, "null")
+    if not nulls:
+        return []
+    acceptance = _acceptance(store, records)
+    section = Section(
+        "Null distributions",
+        text="Similarity of random pairs of different natural stimuli (grey; dashed: maximum, "
+        "the acceptance threshold) and of each metamer to its reference (red).",
+    )
+    summaries = []
+    for record in nulls:
+        path = store.task_dir(record) / "null.parquet"
+        if not path.is_file():
+            continue
+        null = pd.read_parquet(path)
+        model = record.summary.get("model", record.settings["model"]["name"])
+        marks = None
+        if not acceptance.empty:
+            mine = acceptance[acceptance["model"] == model]
+            marks = mine.melt(
+                id_vars=["layer"], value_vars=METRICS, var_name="metric", value_name="value"
+            )
+        section.figures.append(
+            figures.null_histograms(null, marks, title=f"{record.label.removeprefix('null ')}")
+        )
+        summary = null.groupby(["layer", "metric"], sort=False)["value"].agg(
+            ["min", "median", "max"]
+        )
+        summaries.append(summary.reset_index().assign(model=model, pairs=record.settings["pairs"]))
+        for warning in record.summary.get("warnings", []):
+            section.notes.append(f"{record.label}: {warning}")
+    if not summaries:
+        return []
+    table = pd.concat(summaries, ignore_index=True)
+    tables["null_summary"] = table
+    section.tables.append(table)
+    return [section]
+
+
+METRICS = ["spearman", "pearson", "snr_db"]
+
+
+def _acceptance_section(
+    store: StudyStore, records: list[TaskRecord], tables: dict[str, pd.DataFrame]
+) -> list[Section]:
+    acceptance = _acceptance(store, records)
+    if acceptance.empty:
+        return []
+    tables["acceptance"] = acceptance
+    passes = [f"{m}_pass" for m in METRICS]
+    summary = (
+        acceptance.groupby(["model", "generation_layer"], sort=False)
+        .agg(
+            metamers=("accepted", "size"),
+            accepted=("accepted", "sum"),
+            label_match=("label_match", "mean"),
+            **{p: (p, "mean") for p in passes},
+        )
+        .reset_index()
+    )
+    summary["accepted_fraction"] = summary["accepted"] / summary["metamers"]
+    tables["acceptance_summary"] = summary
+    criterion = acceptance["criterion"].iloc[0] if "criterion" in acceptance else ""
+    return [
+        Section(
+            "Acceptance",
+            text="A metamer is accepted when the generator gives it the reference's label and "
+            f"Spearman, Pearson and dB SNR to the reference all exceed the null ({criterion}).",
+            tables=[summary],
+        )
+    ]
+
+
+def _evaluation_section(
+    store: StudyStore, records: list[TaskRecord], tables: dict[str, pd.DataFrame]
+) -> list[Section]:
+    evaluated = _of_kind(records, "evaluate")
+    if not evaluated:
+        return []
+    sections = []
+    recognition = _read_tables(store, evaluated, "recognition_summary")
+    if not recognition.empty:
+        tables["recognition_summary"] = recognition
+        tables["recognition"] = _read_tables(store, evaluated, "recognition")
+        frame = recognition.assign(row=recognition["generator"] + " / " + recognition["layer"])
+        measures = ["agrees_with_reference", "correct_vs_label", "correct_vs_generator"]
+        shown = [m for m in measures if frame[f"{m}_mean"].notna().any()]
+        section = Section(
+            "Recognisability",
+            text="Fraction of metamers each observer classifies like the reference "
+            "(bootstrap 95% CIs over stimuli).",
+        )
+        for measure in shown:
+            section.figures.append(
+                figures.heatmap_with_ci(
+                    frame,
+                    row="row",
+                    column="observer",
+                    value=f"{measure}_mean",
+                    low=f"{measure}_ci_low",
+                    high=f"{measure}_ci_high",
+                    title=measure.replace("_", " "),
+                    row_label="generator / layer",
+                )
+            )
+        sections.append(section)
+    representation = _read_tables(store, evaluated, "representation_summary")
+    if not representation.empty:
+        tables["representation_summary"] = representation
+        tables["representation"] = _read_tables(store, evaluated, "representation")
+        frame = representation.assign(
+            row=representation["generator"] + " / " + representation["layer"],
+            column=representation["observer"] + " / " + representation["observer_layer"],
+        )
+        sections.append(
+            Section(
+                "Representation test",
+                text="Fraction of metamers whose representation in each observer layer is "
+                "closer to the reference's than any natural pair of that layer's null "
+                "(bootstrap 95% CIs).",
+                figures=[
+                    figures.heatmap_with_ci(
+                        frame,
+                        row="row",
+                        column="column",
+                        value="pass_fraction",
+                        title="metameric for the observer layer",
+                        row_label="generator / layer",
+                        column_label="observer / layer",
+                    )
+                ],
+            )
+        )
+    return sections
+
+
+def _compare_section(
+    store: StudyStore, records: list[TaskRecord], tables: dict[str, pd.DataFrame]
+) -> list[Section]:
+    compared = _of_kind(records, "compare")
+    if not compared:
+        return []
+    section = Section(
+        "Model comparison",
+        text="Similarity of every model's layers on the reference stimuli.",
+    )
+    for record in compared:
+        method = record.settings["method"]
+        matrix = pd.read_parquet(store.task_dir(record) / f"{method}.parquet")
+        labels = [" ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in matrix.index]
+        flat = pd.DataFrame(matrix.to_numpy(dtype=float), index=labels, columns=labels)
+        tables[f"similarity_{method}"] = flat.reset_index(names="layer")
+        section.figures.append(figures.similarity_matrix(flat, title=method.upper()))
+    return [section]
+
+
+SECTION_BUILDERS: list[SectionBuilder] = [
+    _metamers_section,
+    _null_section,
+    _acceptance_section,
+    _evaluation_section,
+    _compare_section,
+    _features_section,
+]

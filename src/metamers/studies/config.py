@@ -108,18 +108,36 @@ class SynthesisSection(_Section):
 
     @model_validator(mode="after")
     def _known_overrides(self) -> SynthesisSection:
-        known = synthesis_setting_names()
-        if known is None:
+        engine = _synthesis_engine()
+        if engine is None:
             return self
+        if self.preset not in engine.PRESETS:
+            raise _KeyProblem("preset", f"unknown preset {self.preset!r}", sorted(engine.PRESETS))
+        known = sorted(engine.SynthesisSettings.model_fields)
         for key in self.overrides:
             if key not in known:
-                raise _UnknownKey(key, sorted(known | {"preset"}))
+                raise _KeyProblem(key, "unknown key", [*known, "preset"])
+        values = engine.PRESETS[self.preset].model_dump() | self.overrides
+        try:
+            engine.SynthesisSettings(**values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = ".".join(str(p) for p in error["loc"]) or "preset"
+            message = error["msg"].removeprefix("Value error, ")
+            raise _KeyProblem(key, f"{message} (got {_short(error.get('input'))})") from None
         return self
 
     @property
     def overrides(self) -> dict[str, Any]:
         """The settings that override the preset."""
         return dict(self.model_extra or {})
+
+    def resolved(self) -> dict[str, Any]:
+        """Every synthesis setting (preset plus overrides), as JSON-ready values."""
+        engine = _synthesis_engine()
+        if engine is None:
+            raise ConfigError("the synthesis engine (metamers.synthesis) is not installed")
+        return engine.get_preset(self.preset, **self.overrides).model_dump(mode="json")
 
 
 class NullSection(_Section):
@@ -138,6 +156,7 @@ class EvaluationSection(_Section):
     transfer: bool = True
     similarity: list[Literal["rsa", "cka"]] = Field(default_factory=lambda: ["rsa", "cka"])
     features: bool = False
+    accepted_only: bool = True
     bootstraps: int = Field(default=1000, ge=1)
 
 
@@ -212,21 +231,24 @@ class StudyConfig(_Section):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class _UnknownKey(ValueError):
-    def __init__(self, key: str, known: list[str]) -> None:
+class _KeyProblem(ValueError):
+    """A problem with one key of a free-form section (reported at ``SECTION.KEY``)."""
+
+    def __init__(self, key: str, problem: str, known: list[str] | None = None) -> None:
         self.key = key
+        self.problem = problem
         self.known = known
-        super().__init__(f"unknown key {key!r}")
+        super().__init__(f"{key}: {problem}")
 
 
-def synthesis_setting_names() -> set[str] | None:
-    """Names the synthesis engine accepts as overrides, or ``None`` when it is not installed."""
+def _synthesis_engine():
+    """``metamers.synthesis`` (presets and settings), or ``None`` before it is installed."""
     try:
-        from metamers.synthesis import presets  # type: ignore[attr-defined]
+        from metamers import synthesis
     except ImportError:
         return None
-    names = getattr(presets, "SETTING_NAMES", None)
-    return set(names) if names is not None else None
+    needed = ("PRESETS", "SynthesisSettings", "get_preset")
+    return synthesis if all(hasattr(synthesis, name) for name in needed) else None
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -252,8 +274,6 @@ def load_study(path: str | Path) -> StudyConfig:
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path.name}: {where}invalid YAML ({problem})") from None
-    if isinstance(data, dict) and None in data:  # YAML reads a bare `null:` key as None
-        data["null"] = data.pop(None)
     return parse_study(data, source=str(path), base_dir=path.parent)
 
 
@@ -288,6 +308,8 @@ def parse_study(data: Any, *, source: str = "<study>", base_dir: Path | None = N
     label = Path(source).name
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: the study must be a mapping of keys (name, models, ...)")
+    if None in data:  # YAML reads a bare `null:` key as None
+        data = {("null" if k is None else k): v for k, v in data.items()}
     try:
         config = StudyConfig.model_validate({**data, "source": source})
     except ValidationError as exc:
@@ -332,10 +354,12 @@ def _first_error(exc: ValidationError) -> str:
     loc = tuple(error["loc"])
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     context = error.get("ctx") or {}
-    unknown = context.get("error")
-    if isinstance(unknown, _UnknownKey):
-        path = _format_loc((*loc, unknown.key))
-        return f"{path}: unknown key{_did_you_mean(unknown.key, unknown.known)}{more}"
+    problem = context.get("error")
+    if isinstance(problem, _KeyProblem):
+        hint = _did_you_mean(problem.key, problem.known) if problem.known else ""
+        if problem.known and problem.problem != "unknown key":
+            hint = _did_you_mean(problem.problem.split("'")[1], problem.known)
+        return f"{_format_loc((*loc, problem.key))}: {problem.problem}{hint}{more}"
     if error["type"] == "extra_forbidden":
         known = _fields_at(StudyConfig, loc[:-1])
         return f"{_format_loc(loc)}: unknown key{_did_you_mean(str(loc[-1]), known)}{more}"

@@ -13,7 +13,7 @@ note in :attr:`Plan.notes`)::
     generate[gen, layer, chunk]
     validate[gen, layer, chunk]   <- generate, null[gen]
     evaluate[observer]         <- generate*, validate*, null[observer]
-    compare                    <- features*
+    compare[method]            RSA/CKA matrix of every model's layers
     report                     <- everything (run by the driver)
 """
 
@@ -158,13 +158,14 @@ def plan_study(study: StudyConfig) -> Plan:
     nulls = _plan_nulls(plan, study)
     generated = _plan_generation(plan, study, stimuli)
     validated = _plan_validation(plan, generated, nulls)
-    evaluated = _plan_evaluation(plan, study, generated, validated, nulls)
-    compared = _plan_compare(plan, study, features)
+    evaluated = _plan_evaluation(plan, study, stimuli, generated, validated, nulls)
+    compared = _plan_compare(plan, study, stimuli)
+    generated_keys = [key for _, key in generated]
     plan.add(
         "report",
         "report",
         {"study": study.name},
-        [*features.values(), *nulls.values(), *generated, *validated, *evaluated, *compared],
+        [*features.values(), *nulls.values(), *generated_keys, *validated, *evaluated, *compared],
     )
     return plan
 
@@ -192,15 +193,8 @@ def _usable(plan: Plan, kind: str, wanted: bool, why: str = "") -> bool:
     return False
 
 
-def _model_label(spec: ModelSpec) -> str:
-    return spec.display
-
-
 def _plan_features(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> dict[str, str]:
-    wanted = study.evaluation.features or (
-        bool(study.evaluation.similarity) and kind_available("compare")
-    )
-    if not _usable(plan, "features", wanted):
+    if not _usable(plan, "features", study.evaluation.features):
         return {}
     keys = {}
     for spec in study.models.all:
@@ -210,34 +204,73 @@ def _plan_features(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> dict
             "stimuli": stimulus_settings(stimuli),
             "batch_size": FEATURE_BATCH,
         }
-        keys[spec.display] = plan.add("features", f"features {_model_label(spec)}", settings).key
+        keys[spec.display] = plan.add("features", f"features {spec.display}", settings).key
     return keys
 
 
 def _plan_nulls(plan: Plan, study: StudyConfig) -> dict[str, str]:
     if not _usable(plan, "null", study.null.enabled):
         return {}
-    raise NotImplementedError  # wired when metamers.null lands
+    pool = resolve_stimuli(study.null.stimuli)
+    keys = {}
+    for spec in study.models.all:
+        settings = {
+            "model": spec.load_settings(),
+            "layers": list(spec.layers),
+            "stimuli": stimulus_settings(pool),
+            "pairs": study.null.pairs,
+            "seed": study.seed,
+        }
+        keys[spec.display] = plan.add("null", f"null {spec.display}", settings).key
+    return keys
 
 
-def _plan_generation(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> list[str]:
+def _plan_generation(
+    plan: Plan, study: StudyConfig, stimuli: StimulusSet
+) -> list[tuple[ModelSpec, str]]:
+    """Generation tasks as ``(generator, key)``."""
     if not _usable(plan, "generate", True):
         return []
-    raise NotImplementedError  # wired when metamers.synthesis lands
+    synthesis = study.synthesis.resolved()
+    size = study.stimuli.chunk
+    chunks = [stimuli[i : i + size] for i in range(0, len(stimuli), size)]
+    tasks = []
+    for spec in study.models.generators:
+        for layer in spec.layers:
+            for number, chunk in enumerate(chunks):
+                settings = {
+                    "model": spec.load_settings(),
+                    "layer": layer,
+                    "stimuli": stimulus_settings(chunk),
+                    "synthesis": synthesis,
+                    "seed": study.seed,
+                }
+                suffix = f" #{number}" if len(chunks) > 1 else ""
+                label = f"generate {spec.display} {layer}{suffix}"
+                tasks.append((spec, plan.add("generate", label, settings).key))
+    return tasks
 
 
-def _plan_validation(plan: Plan, generated: list[str], nulls: dict[str, str]) -> list[str]:
+def _plan_validation(
+    plan: Plan, generated: list[tuple[ModelSpec, str]], nulls: dict[str, str]
+) -> list[str]:
     if not generated or not nulls:
         return []
     if not _usable(plan, "validate", True):
         return []
-    raise NotImplementedError
+    keys = []
+    for spec, key in generated:
+        label = plan.tasks[key].label.replace("generate", "validate", 1)
+        settings = {"model": spec.load_settings()}
+        keys.append(plan.add("validate", label, settings, [key, nulls[spec.display]]).key)
+    return keys
 
 
 def _plan_evaluation(
     plan: Plan,
     study: StudyConfig,
-    generated: list[str],
+    stimuli: StimulusSet,
+    generated: list[tuple[ModelSpec, str]],
     validated: list[str],
     nulls: dict[str, str],
 ) -> list[str]:
@@ -245,12 +278,36 @@ def _plan_evaluation(
     wanted = bool(study.models.observers) and (
         evaluation.recognisability or evaluation.representation_test or evaluation.transfer
     )
-    if not _usable(plan, "evaluate", wanted and bool(generated)):
+    if not _usable(plan, "evaluate", wanted) or not generated:
         return []
-    raise NotImplementedError
+    keys = []
+    for observer in study.models.observers:
+        inputs = [key for _, key in generated] + validated
+        if evaluation.representation_test and observer.display in nulls:
+            inputs.append(nulls[observer.display])
+        settings = {
+            "observer": observer.load_settings(),
+            "layers": list(observer.layers),
+            "generators": [g.load_settings() for g in study.models.generators],
+            "stimuli": stimulus_settings(stimuli),
+            "accepted_only": evaluation.accepted_only,
+            "bootstraps": evaluation.bootstraps,
+            "seed": study.seed,
+        }
+        label = f"evaluate {observer.display}"
+        keys.append(plan.add("evaluate", label, settings, inputs).key)
+    return keys
 
 
-def _plan_compare(plan: Plan, study: StudyConfig, features: dict[str, str]) -> list[str]:
+def _plan_compare(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> list[str]:
     if not _usable(plan, "compare", bool(study.evaluation.similarity)):
         return []
-    raise NotImplementedError
+    models = {
+        spec.display: {"model": spec.load_settings(), "layers": list(spec.layers)}
+        for spec in study.models.all
+    }
+    keys = []
+    for method in study.evaluation.similarity:
+        settings = {"models": models, "stimuli": stimulus_settings(stimuli), "method": method}
+        keys.append(plan.add("compare", f"compare {method}", settings).key)
+    return keys

@@ -367,6 +367,8 @@ def catalog_status(root: str | Path) -> dict[str, str]:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     try:
         return dict(db.execute("SELECT key, status FROM tasks").fetchall())
+    except sqlite3.OperationalError:  # a first run is still creating the catalog
+        return {}
     finally:
         db.close()
 

@@ -20,6 +20,7 @@ import socket
 import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 import torch
 
 from metamers.errors import MetamersError, StimulusError
+from metamers.io import atomic_path
 from metamers.models import PixelModel, load_model
 from metamers.stimuli import StimulusSet, resolve_stimuli
 
@@ -117,13 +119,14 @@ class TaskKind:
     """``estimate(settings) -> (optimisation steps, CPU seconds)``, rough, for ``--dry-run``."""
 
 
-# Kinds waiting for a library function; the planner leaves them out with this note.
+# What each kind waits for; the planner leaves a kind out with this note when its
+# library function cannot be imported.
 PENDING_KINDS: dict[str, str] = {
-    "null": "null distributions (metamers.null)",
+    "null": "null distributions (metamers.null.compute_null)",
     "generate": "metamer generation (metamers.synthesis.generate_metamers)",
     "validate": "validation against the null (metamers.null.validate_results)",
-    "evaluate": "cross-model evaluation: recognisability, representation test, transfer",
-    "compare": "RSA/CKA model comparison (metamers.similarity.compare_models)",
+    "evaluate": "cross-model evaluation (metamers.evaluation.transfer.evaluate_transfer)",
+    "compare": "RSA/CKA model comparison (metamers.evaluation.compare.compare_models)",
 }
 
 
@@ -162,6 +165,193 @@ def _run_features(ctx: TaskContext) -> dict[str, Any]:
     return {"stimuli": len(stimuli), "layers": list(settings["layers"])}
 
 
+def _run_null(ctx: TaskContext) -> dict[str, Any]:
+    from metamers.null import compute_null
+
+    settings = ctx.settings
+    model = ctx.model(settings["model"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        null = compute_null(
+            model,
+            list(settings["layers"]),
+            load_stimulus_set(settings["stimuli"]),
+            settings["pairs"],
+            seed=settings["seed"],
+        )
+    if null.path is None:
+        raise MetamersError(f"the null of {model.name} was not written to the null cache")
+    shutil.copyfile(null.path, ctx.out / null.path.name)
+    _write_table(null.to_frame(), ctx.out / "null")
+    maxima = {
+        layer: {metric: null.max(layer, metric) for metric in null.metrics} for layer in null.layers
+    }
+    return {
+        "model": model.name,
+        "file": null.path.name,
+        "pairs": null.n_pairs,
+        "stimuli": null.n_stimuli,
+        "max": maxima,
+        "warnings": sorted({str(w.message) for w in caught}),
+    }
+
+
+def load_null(ref: InputRef, model: PixelModel):
+    """Read the null distribution a finished ``null`` task stored (never recomputing it)."""
+    from metamers.null import compute_null
+
+    settings = ref.settings
+    with tempfile.TemporaryDirectory(prefix="metamers-null-") as cache:
+        for path in Path(ref.path).glob("*.npz"):
+            shutil.copyfile(path, Path(cache) / path.name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            null = compute_null(
+                model,
+                list(settings["layers"]),
+                load_stimulus_set(settings["stimuli"]),
+                settings["pairs"],
+                seed=settings["seed"],
+                cache_dir=cache,
+                on_stale="raise",
+                progress=_refuse_recompute,
+            )
+    return null
+
+
+def _refuse_recompute(done: int, total: int) -> None:
+    raise MetamersError("the stored null does not match its task; delete the study's null tasks")
+
+
+def _run_generate(ctx: TaskContext) -> dict[str, Any]:
+    from metamers.synthesis import SynthesisSettings, generate_metamers
+
+    settings = ctx.settings
+    stimuli = load_stimulus_set(settings["stimuli"])
+    results = generate_metamers(
+        ctx.model(settings["model"]),
+        [settings["layer"]],
+        stimuli,
+        ctx.out,
+        SynthesisSettings(**settings["synthesis"]),
+        batch_size=len(stimuli),
+        seed=settings["seed"],
+    )
+    if len(results) < len(stimuli):
+        failed = sorted(set(stimuli.ids) - {r.stimulus_id for r in results})
+        raise MetamersError(f"synthesis failed for {', '.join(failed)} (non-finite losses)")
+    return {
+        "metamers": len(results),
+        "final_loss": {r.stimulus_id: float(r.losses[-1]) for r in results},
+    }
+
+
+def _generated_results(ctx: TaskContext) -> list:
+    from metamers.synthesis import load_results
+
+    return [result for ref in ctx.inputs_of("generate") for result in load_results(ref.path)]
+
+
+def _sixteen_way(model: PixelModel) -> bool:
+    return model.label_space == "imagenet"
+
+
+def _run_validate(ctx: TaskContext) -> dict[str, Any]:
+    from metamers.null import validate_results
+
+    settings = ctx.settings
+    model = ctx.model(settings["model"])
+    (null_ref,) = ctx.inputs_of("null")
+    results = _generated_results(ctx)
+    table = validate_results(
+        results,
+        {model.name: load_null(null_ref, model)},
+        models={model.name: model},
+        sixteen_way=_sixteen_way(model),
+    )
+    table.insert(2, "generation_layer", [results[i].layer for i in table["result_index"]])
+    _write_table(table, ctx.out / "acceptance")
+    return {
+        "metamers": len(results),
+        "accepted": int(table["accepted"].sum()),
+        "accepted_ids": sorted(table.loc[table["accepted"], "stimulus_id"]),
+    }
+
+
+def _run_evaluate(ctx: TaskContext) -> dict[str, Any]:
+    import pandas as pd
+
+    from metamers.evaluation.transfer import evaluate_transfer
+
+    settings = ctx.settings
+    observer = ctx.model(settings["observer"])
+    results = _generated_results(ctx)
+    if settings["accepted_only"] and ctx.inputs_of("validate"):
+        accepted = set()
+        for ref in ctx.inputs_of("validate"):
+            table = pd.read_parquet(Path(ref.path) / "acceptance.parquet")
+            rows = table[table["accepted"]]
+            accepted |= set(zip(rows["stimulus_id"], rows["generation_layer"], strict=True))
+        results = [r for r in results if (r.stimulus_id, r.layer) in accepted]
+    summary: dict[str, Any] = {"metamers": len(results)}
+    if not results:
+        return summary | {"note": "no metamer passed validation; nothing to evaluate"}
+    generators = {spec["name"]: ctx.model(spec) for spec in settings["generators"]}
+    generators = {model.name: model for model in generators.values()}
+    nulls = {}
+    for ref in ctx.inputs_of("null"):
+        nulls[observer.name] = load_null(ref, observer)
+    stimuli = load_stimulus_set(settings["stimuli"])
+    same_labels = stimuli.label_space is not None and stimuli.label_space == observer.label_space
+    evaluated = evaluate_transfer(
+        results,
+        [observer],
+        generators=generators,
+        targets={s.id: s.target for s in stimuli} if same_labels else None,
+        nulls=nulls or None,
+        observer_layers={observer.name: list(settings["layers"])},
+        sixteen_way=_sixteen_way(observer),
+        n_boot=settings["bootstraps"],
+        seed=settings["seed"],
+    )
+    evaluated.save(ctx.out)
+    return summary | {
+        "agrees_with_reference": float(evaluated.recognition["agrees_with_reference"].mean()),
+    }
+
+
+def _run_compare(ctx: TaskContext) -> dict[str, Any]:
+    from metamers.evaluation.compare import compare_models, save_similarity_matrix
+
+    settings = ctx.settings
+    models = settings["models"]
+    by_name = {spec["model"]["name"]: spec["model"] for spec in models.values()}
+    matrix = compare_models(
+        {label: spec["model"]["name"] for label, spec in models.items()},
+        {label: list(spec["layers"]) for label, spec in models.items()},
+        load_stimulus_set(settings["stimuli"]),
+        settings["method"],
+        loader=lambda name: ctx.model(by_name[name]),
+    )
+    save_similarity_matrix(matrix, ctx.out, stem=settings["method"])
+    return {"method": settings["method"], "size": len(matrix)}
+
+
+def _write_table(table, stem: Path) -> None:
+    with atomic_path(stem.with_suffix(".parquet")) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_path(stem.with_suffix(".csv")) as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def _generate_estimate(settings: dict[str, Any]) -> tuple[int, float]:
+    steps = int(settings["synthesis"]["max_steps"]) * len(settings["stimuli"]["ids"])
+    return steps, steps * SECONDS_PER_IMAGE_STEP
+
+
+SECONDS_PER_IMAGE_STEP = 0.04
+"""Rough CPU cost of one synthesis step for one 224-px image (EfficientNet-Lite0, mid layer)."""
+
 KINDS: dict[str, TaskKind] = {
     "features": TaskKind(
         name="features",
@@ -169,6 +359,41 @@ KINDS: dict[str, TaskKind] = {
         runner=_run_features,
         description="features of the reference stimuli at each model's layers",
         estimate=lambda s: (0, 2.0 + 0.05 * len(s["stimuli"]["ids"])),
+    ),
+    "null": TaskKind(
+        name="null",
+        function="metamers.null:compute_null",
+        runner=_run_null,
+        description="null distribution of a model at its layers",
+        estimate=lambda s: (0, 5.0 + 0.02 * s["pairs"]),
+    ),
+    "generate": TaskKind(
+        name="generate",
+        function="metamers.synthesis:generate_metamers",
+        runner=_run_generate,
+        description="metamers of a chunk of stimuli at one layer",
+        estimate=_generate_estimate,
+    ),
+    "validate": TaskKind(
+        name="validate",
+        function="metamers.null:validate_results",
+        runner=_run_validate,
+        description="acceptance of metamers against the generator's null",
+        estimate=lambda s: (0, 3.0),
+    ),
+    "evaluate": TaskKind(
+        name="evaluate",
+        function="metamers.evaluation.transfer:evaluate_transfer",
+        runner=_run_evaluate,
+        description="recognisability and representation test by one observer",
+        estimate=lambda s: (0, 10.0),
+    ),
+    "compare": TaskKind(
+        name="compare",
+        function="metamers.evaluation.compare:compare_models",
+        runner=_run_compare,
+        description="RSA/CKA matrix of every model's layers on the reference stimuli",
+        estimate=lambda s: (0, 5.0 * len(s["models"])),
     ),
 }
 
@@ -239,11 +464,11 @@ def _scratch_dir(spec: TaskSpec) -> Path:
 
 def collect_files(out: Path) -> dict[str, bytes]:
     """Every file under ``out`` (hidden files excepted), relative path → bytes."""
-    files = {
-        str(path.relative_to(out)): path.read_bytes()
-        for path in sorted(out.rglob("*"))
-        if path.is_file() and not path.name.startswith(".")
-    }
+    files = {}
+    for path in sorted(out.rglob("*")):
+        relative = path.relative_to(out)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            files[str(relative)] = path.read_bytes()
     return files
 
 
