@@ -2,8 +2,8 @@
 
 Reproducibility: one CPU thread, ``torch.use_deterministic_algorithms``, and
 every random draw (initialisation, data order, translations, PGD starts)
-from generators seeded by the spec's seed. The same torch build on the
-same kind of CPU gives bit-identical weights; elsewhere accuracy agrees to
+from generators seeded by the spec's seed. Retrained weights are often
+byte-identical, but CPU matmul kernels do not promise it; accuracy agrees to
 within a fraction of a point.
 """
 
