@@ -10,7 +10,8 @@ count their model-forward time separately, and decoding is cached on both.
 
 Usage::
 
-    python bench/null.py [--pairs 10000] [--naive-pairs 200] [--threads 2] [--quick]
+    python bench/null.py [--pairs 10000] [--naive-pairs 200] [--ours-pairs N] [--threads 2]
+                         [--quick]
 
 Prints a table and one JSON line per method.
 """
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import LAYERS, MODEL, NULL_STIMULI, machine_line, set_threads
 from metamers.models import LOGITS, PixelModel, load_model
 from metamers.null import Augmentation, SmallNullWarning, compute_null
-from metamers.null.augment import augmented_view
+from metamers.null.distribution import _view_loader
 from metamers.similarity.metrics import similarities
 from metamers.stimuli import resolve_stimuli
 
@@ -59,45 +60,51 @@ class ForwardTimer:
         del self.model.activations
 
 
-def time_compute_null(model: PixelModel, n_pairs: int) -> dict:
-    """``compute_null`` at :data:`LAYERS` from the bundled photos, without the cache."""
+def time_compute_null(model: PixelModel, n_pairs: int, measured: int) -> dict:
+    """``compute_null`` at :data:`LAYERS`, no cache, on ``measured`` pairs scaled to ``n_pairs``.
+
+    Its cost is linear in the pairs (a fixed number of pairs per batch of views).
+    """
     stimuli = resolve_stimuli(NULL_STIMULI)
     with ForwardTimer(model) as timer, warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallNullWarning)
         started = time.perf_counter()
-        null = compute_null(model, list(LAYERS), stimuli, n_pairs, use_cache=False)
+        null = compute_null(model, list(LAYERS), stimuli, measured, use_cache=False)
         total = time.perf_counter() - started
+    scale = n_pairs / measured
     return {
         "method": "compute_null",
         "pairs": n_pairs,
-        "measured_pairs": n_pairs,
-        "forwards": timer.calls,
-        "views": null.n_views,
-        "seconds": round(total, 2),
-        "forward_seconds": round(timer.seconds, 2),
+        "measured_pairs": measured,
+        "forwards": int(timer.calls * scale),
+        "views": int(null.n_views * scale),
+        "seconds": round(total * scale, 2),
+        "forward_seconds": round(timer.seconds * scale, 2),
     }
 
 
 def time_naive(model: PixelModel, n_pairs: int, measured: int, seed: int = 0) -> dict:
-    """The naive loop on ``measured`` pairs, extrapolated to ``n_pairs``."""
+    """The naive loop on ``measured`` pairs, extrapolated to ``n_pairs``.
+
+    Views come from the same loader ``compute_null`` uses (same augmentation,
+    same decoded-source cache), so the two sides differ only in how the
+    model is run and how pairs share views.
+    """
     stimuli = resolve_stimuli(NULL_STIMULI)
-    transform = Augmentation().transform(model.input_shape)
-    raw = {i: stimuli.load_raw(stimuli[i]) for i in range(len(stimuli))}  # decode once
+    load_view = _view_loader(model, stimuli, Augmentation())
     rng = np.random.default_rng(seed)
     wanted = [*LAYERS, LOGITS]
     with ForwardTimer(model) as timer:
         started = time.perf_counter()
         for _ in range(measured):
-            first, second = rng.choice(len(stimuli), size=2, replace=False)
+            pair = rng.choice(len(stimuli), size=2, replace=False)
             acts = []
-            for index in (first, second):
-                view = augmented_view(
-                    raw[int(index)], transform, model.input_shape, int(rng.integers(2**62))
-                )
+            for index in pair:
+                view = load_view(int(index), int(rng.integers(2**62)))
                 with torch.inference_mode():
                     acts.append(model.activations(view[None], wanted))
             for layer in LAYERS:
-                {k: v.item() for k, v in similarities(acts[0][layer], acts[1][layer]).items()}
+                similarities(acts[0][layer], acts[1][layer])
         total = time.perf_counter() - started
     scale = n_pairs / measured
     return {
@@ -114,16 +121,20 @@ def time_naive(model: PixelModel, n_pairs: int, measured: int, seed: int = 0) ->
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=10_000)
-    parser.add_argument("--naive-pairs", type=int, default=200)
+    parser.add_argument("--naive-pairs", type=int, default=200, help="naive pairs timed")
+    parser.add_argument("--ours-pairs", type=int, default=None, help="compute_null pairs timed")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="1,000 pairs, 20 naive pairs")
     args = parser.parse_args(argv)
     if args.quick:
-        args.pairs, args.naive_pairs = 1000, 20
+        args.pairs, args.naive_pairs, args.ours_pairs = 1000, 20, 1000
     set_threads(args.threads)
     model = load_model(MODEL)
     print(machine_line())
-    rows = [time_naive(model, args.pairs, args.naive_pairs), time_compute_null(model, args.pairs)]
+    rows = [
+        time_naive(model, args.pairs, args.naive_pairs),
+        time_compute_null(model, args.pairs, args.ours_pairs or args.pairs),
+    ]
     print(f"\n{args.pairs}-pair null at {', '.join(LAYERS)} of {MODEL} ({NULL_STIMULI})")
     print(f"{'method':14s} {'forwards':>9s} {'seconds':>9s} {'forward s':>10s}  note")
     for row in rows:

@@ -188,6 +188,7 @@ class TruncatedAt(nn.Module):
     def __init__(self, model: PixelModel, layer: str) -> None:
         super().__init__()
         self.model, self.layer = model, layer
+        self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.activations(x, [self.layer])[self.layer]
