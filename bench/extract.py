@@ -111,13 +111,18 @@ def _setup_torch(threads: int):
     return torch
 
 
-def _timed(run: Callable[[], dict[str, np.ndarray] | None]) -> tuple[dict, float, int, int]:
-    """Run ``run`` and return ``(features, seconds, rss_before_kb, peak_kb)``."""
+def _timed(run: Callable[[], dict[str, np.ndarray] | None]) -> tuple[dict, dict]:
+    """Run ``run``; return its features and its wall time, CPU time and memory."""
     rss_before = _reset_peak()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     features = run()
-    seconds = time.perf_counter() - start
-    return features or {}, seconds, rss_before, _memory_status()["VmHWM"]
+    measures = {
+        "extract_s": time.perf_counter() - start,
+        "extract_cpu_s": time.process_time() - cpu_start,
+        "rss_before_mb": rss_before / 1024,
+        "extract_peak_mb": _memory_status()["VmHWM"] / 1024,
+    }
+    return features or {}, measures
 
 
 def _metamers_worker(tool: str, layers: list[str], images: Path, batch: int, out: Path) -> dict:
@@ -265,16 +270,14 @@ def _thingsvision_worker(tool: str, layers: list[str], images: Path, batch: int,
     return result
 
 
-def _finish(features: dict, seconds: float, rss_before: int, peak: int, *, out: Path) -> dict:
+def _finish(features: dict, measures: dict, *, out: Path) -> dict:
     """Dump in-memory features (outside the timed region) and describe the run."""
     import torch
 
     if features:
         np.savez(out / MEMORY_FEATURES, **features)
     return {
-        "extract_s": seconds,
-        "rss_before_mb": rss_before / 1024,
-        "extract_peak_mb": peak / 1024,
+        **measures,
         "threads": torch.get_num_threads(),
         "versions": {"torch": torch.__version__, "python": sys.version.split()[0]},
     }
@@ -306,9 +309,11 @@ class Run:
     tool: str
     config: str
     process_s: float
+    process_cpu_s: float
     peak_rss_mb: float
     out: Path
     extract_s: float | None = None
+    extract_cpu_s: float | None = None
     rss_before_mb: float | None = None
     extract_peak_mb: float | None = None
     threads: int | None = None
@@ -379,7 +384,8 @@ def run_child(tool: str, config: str, images: Path, args, out: Path) -> Run:
     if child.returncode != 0:
         tail = log.read_text()[-2000:]
         raise RuntimeError(f"{tool} ({config}) failed with exit code {child.returncode}:\n{tail}")
-    run = Run(tool, config, seconds, usage.ru_maxrss / 1024, out)
+    cpu = usage.ru_utime + usage.ru_stime
+    run = Run(tool, config, seconds, cpu, usage.ru_maxrss / 1024, out)
     result_file = out / RESULT_FILE
     if result_file.exists():
         for key, value in json.loads(result_file.read_text()).items():
@@ -444,6 +450,8 @@ class Summary:
     tool: str
     images_per_s: float | None
     process_images_per_s: float
+    images_per_cpu_s: float | None
+    process_images_per_cpu_s: float
     peak_rss_mb: float
     extract_peak_above_baseline_mb: float | None
     max_abs_diff: float | None
@@ -452,11 +460,14 @@ class Summary:
 def summarise(runs: list[Run], n_images: int, diff: float | None) -> Summary:
     """Fastest run's throughput; median memory."""
     extract = [r.extract_s for r in runs if r.extract_s is not None]
+    extract_cpu = [r.extract_cpu_s for r in runs if r.extract_cpu_s is not None]
     above = [r.extract_peak_mb - r.rss_before_mb for r in runs if r.extract_peak_mb is not None]
     return Summary(
         tool=runs[0].tool,
         images_per_s=n_images / min(extract) if extract else None,
         process_images_per_s=n_images / min(r.process_s for r in runs),
+        images_per_cpu_s=n_images / min(extract_cpu) if extract_cpu else None,
+        process_images_per_cpu_s=n_images / min(r.process_cpu_s for r in runs),
         peak_rss_mb=statistics.median(r.peak_rss_mb for r in runs),
         extract_peak_above_baseline_mb=statistics.median(above) if above else None,
         max_abs_diff=diff,
@@ -471,11 +482,13 @@ def ratios(summaries: dict[str, Summary]) -> list[dict]:
             continue
         a, b = summaries[ours], summaries[theirs]
         speed = "images_per_s" if timing == "extract_s" else "process_images_per_s"
+        cpu_speed = speed.replace("per_s", "per_cpu_s")
         rows.append(
             {
                 "pair": f"{ours} / {theirs}",
                 "what": what,
                 "speed_ratio": getattr(a, speed) / getattr(b, speed),
+                "cpu_speed_ratio": getattr(a, cpu_speed) / getattr(b, cpu_speed),
                 "peak_rss_ratio": a.peak_rss_mb / b.peak_rss_mb,
             }
         )
@@ -489,18 +502,22 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
 def print_config(config: str, summaries: dict[str, Summary], pair_rows: list[dict]) -> None:
     """One configuration's table, then its ratios."""
     print(f"\n== {config}: layers {', '.join(CONFIGS[config])}")
-    header = f"{'tool':<16}{'img/s':>9}{'img/s proc':>12}{'peak MB':>10}{'+MB extr':>10}"
-    print(header + f"{'max|diff|':>12}")
+    print(
+        f"{'tool':<16}{'img/s':>7}{'img/CPU-s':>10}{'proc img/s':>11}{'proc img/CPU-s':>15}"
+        f"{'peak MB':>9}{'+MB extr':>9}{'max|diff|':>10}"
+    )
     for s in summaries.values():
         print(
-            f"{s.tool:<16}{_fmt(s.images_per_s):>9}{_fmt(s.process_images_per_s):>12}"
-            f"{_fmt(s.peak_rss_mb, '.0f'):>10}{_fmt(s.extract_peak_above_baseline_mb, '.0f'):>10}"
-            f"{_fmt(s.max_abs_diff, '.1e'):>12}"
+            f"{s.tool:<16}{_fmt(s.images_per_s):>7}{_fmt(s.images_per_cpu_s):>10}"
+            f"{_fmt(s.process_images_per_s):>11}{_fmt(s.process_images_per_cpu_s):>15}"
+            f"{_fmt(s.peak_rss_mb, '.0f'):>9}{_fmt(s.extract_peak_above_baseline_mb, '.0f'):>9}"
+            f"{_fmt(s.max_abs_diff, '.0e'):>10}"
         )
     for row in pair_rows:
         print(
-            f"  {row['pair']:<34} speed x{row['speed_ratio']:.2f}   "
-            f"peak RSS x{row['peak_rss_ratio']:.2f}   ({row['what']})"
+            f"  {row['pair']:<31} speed x{row['speed_ratio']:.2f} (wall) "
+            f"x{row['cpu_speed_ratio']:.2f} (CPU)  peak RSS x{row['peak_rss_ratio']:.2f}  "
+            f"({row['what']})"
         )
 
 
@@ -538,7 +555,8 @@ def report(args, tools: list[str], runs: dict[tuple[str, str], list[Run]]) -> li
         f"{args.threads} threads, CPU, best of {args.repeats} "
         f"(load average {os.getloadavg()[0]:.1f}); {json.dumps(versions)}"
     )
-    print("img/s: extraction call only; img/s proc: whole process (imports, model load)")
+    print("img/s: extraction call only; proc: whole process (imports, model load);")
+    print("img/CPU-s: per CPU second (user+sys, all threads), steadier on a shared machine")
     print("peak MB: child's ru_maxrss; +MB extr: peak during extraction above RSS before it")
     for config in args.configs:
         reference = read_output(runs[(config, "metamers")][0]) if "metamers" in tools else None
