@@ -195,7 +195,7 @@ def heatmap_with_ci(
     representation-test transfer matrix.
     """
     grid = table.pivot_table(index=row, columns=column, values=value, sort=False)
-    fig, axis = plt.subplots(figsize=(1.3 * grid.shape[1] + 2.5, 0.6 * grid.shape[0] + 1.8))
+    fig, axis = plt.subplots(figsize=(1.5 * grid.shape[1] + 3.0, 0.65 * grid.shape[0] + 2.0))
     image = axis.imshow(grid.to_numpy(dtype=float), cmap="viridis", vmin=vmin, vmax=vmax)
     axis.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns], rotation=30, ha="right")
     axis.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])

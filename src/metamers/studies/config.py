@@ -349,7 +349,7 @@ def _resolve_spec(spec: str, base_dir: Path) -> str:
 
 
 def _first_error(exc: ValidationError) -> str:
-    errors = exc.errors()
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     error = errors[0]
     loc = tuple(error["loc"])
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

@@ -32,7 +32,7 @@ from metamers.studies.tasks import KINDS, PENDING_KINDS, kind_available
 # Bump when a kind's outputs change meaning, so that old results are recomputed.
 KIND_VERSIONS: dict[str, int] = {
     "features": 1,
-    "null": 1,
+    "null": 2,  # 2: tidy null.parquet beside the cache file
     "generate": 1,
     "validate": 1,
     "evaluate": 1,

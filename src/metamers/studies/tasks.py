@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 import os
 import shutil
 import socket
@@ -346,11 +347,15 @@ def _write_table(table, stem: Path) -> None:
 
 def _generate_estimate(settings: dict[str, Any]) -> tuple[int, float]:
     steps = int(settings["synthesis"]["max_steps"]) * len(settings["stimuli"]["ids"])
-    return steps, steps * SECONDS_PER_IMAGE_STEP
+    model = _cached_model(tuple(sorted(settings["model"].items())), "cpu")
+    scale = max(math.prod(model.input_shape) / REFERENCE_INPUT, MIN_SCALE)
+    return steps, steps * SECONDS_PER_IMAGE_STEP * scale
 
 
 SECONDS_PER_IMAGE_STEP = 0.04
 """Rough CPU cost of one synthesis step for one 224-px image (EfficientNet-Lite0, mid layer)."""
+REFERENCE_INPUT = 3 * 224 * 224
+MIN_SCALE = 0.05  # small models do not get cheaper than this per step (overheads)
 
 KINDS: dict[str, TaskKind] = {
     "features": TaskKind(
