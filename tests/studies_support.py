@@ -94,6 +94,8 @@ def tiny_study(folder: Path, *, name: str = "tiny", **sections) -> dict:
             "similarity": ["cka"],
             "bootstraps": 50,
         },
+        # the same threads under every executor make results bitwise identical
+        "executor": {"cpus_per_task": 1},
     }
     for section, values in sections.items():
         study[section] = {**study.get(section, {}), **values}

@@ -180,9 +180,9 @@ def _spec(task: Task, plan: Plan, store: StudyStore, executor: Executor, device:
 
 
 def executor_threads(executor: Executor) -> int:
-    """Torch threads per task: the executor's ``cpus_per_task``."""
+    """Torch threads per task (see :meth:`ExecutorSection.threads`)."""
     settings = getattr(executor, "settings", None)
-    return getattr(settings, "cpus_per_task", 1)
+    return settings.threads() if settings is not None else 1
 
 
 def _finish(task, outcome, store, executor_name, summary, progress) -> None:

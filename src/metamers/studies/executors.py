@@ -83,10 +83,15 @@ class RayExecutor:
         self._started = False
         if not ray.is_initialized():
             if settings.address:
-                ray.init(address=settings.address, log_to_driver=False)
+                try:
+                    ray.init(address=settings.address, log_to_driver=False)
+                except (ConnectionError, RuntimeError, ValueError) as exc:
+                    raise ConfigError(
+                        f"cannot join the Ray cluster at {settings.address}: {exc}"
+                    ) from None
             else:
                 ray.init(
-                    num_cpus=max(2, settings.cpus_per_task),
+                    num_cpus=max(2, settings.threads()),
                     include_dashboard=False,
                     _node_ip_address="127.0.0.1",
                     log_to_driver=False,
@@ -107,7 +112,7 @@ class RayExecutor:
 
     def run(self, specs: Sequence[TaskSpec]) -> Iterator[TaskOutcome]:
         """Submit the whole wave, then yield outcomes in completion order."""
-        remote = self._remote.options(num_cpus=self.settings.cpus_per_task, num_gpus=self._gpus())
+        remote = self._remote.options(num_cpus=self.settings.threads(), num_gpus=self._gpus())
         pending = {remote.remote(spec): spec for spec in specs}
         while pending:
             ready, _ = self._ray.wait(list(pending), num_returns=1)
@@ -144,7 +149,7 @@ class SlurmExecutor:
         )
         parameters: dict = {
             "timeout_min": slurm.time_min,
-            "cpus_per_task": settings.cpus_per_task,
+            "cpus_per_task": settings.threads(),
         }
         if slurm.cluster == "slurm":
             parameters.update(
@@ -169,7 +174,8 @@ class SlurmExecutor:
         for spec in specs:
             by_kind.setdefault(spec.kind, []).append(spec)
         pending = []
-        for kind_specs in by_kind.values():
+        for kind, kind_specs in by_kind.items():
+            self._executor.update_parameters(name=f"metamers-{kind}")
             jobs = self._executor.map_array(run_task, kind_specs)
             pending.extend(zip(jobs, kind_specs, strict=True))
         while pending:
