@@ -93,6 +93,8 @@ def test_sigkill_mid_run_then_rerun_finishes_every_task_once(tmp_path):
             process.wait(timeout=30)
     killed_with = catalog_status(study.output_dir)
     assert 0 < sum(s == "done" for s in killed_with.values()) < len(plan)
+    with StudyStore(study.output_dir) as store:  # what the killed run left unfinished
+        assert store.in_flight() and not store.in_flight() & set(killed_with)
     summary = run_study(study, reporter=build_report)
     assert summary.ok
     assert not set(summary.computed) & {k for k, s in killed_with.items() if s == "done"}

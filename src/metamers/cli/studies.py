@@ -107,14 +107,23 @@ def status_command(
     study_dir: Path = typer.Argument(..., help="Study folder."),
 ) -> None:
     """Done, pending and failed tasks of a study's current plan."""
+    running = is_running(study_dir)
     with StudyStore(study_dir) as store:
         planned = store.planned()
         notes = store.meta().get("notes", [])
-    table = Table("kind", "done", "pending", "failed")
-    kinds = list(dict.fromkeys(t["kind"] for t in planned))
-    for kind in kinds:
-        statuses = [t["status"] for t in planned if t["kind"] == kind]
-        table.add_row(kind, *(str(statuses.count(s)) for s in ("done", "pending", "failed")))
+        in_flight = store.in_flight() if running else set()
+    table = Table("kind", "done", "submitted", "pending", "failed")
+    for kind in dict.fromkeys(t["kind"] for t in planned):
+        tasks = [t for t in planned if t["kind"] == kind]
+        statuses = [t["status"] for t in tasks]
+        busy = sum(t["status"] == "pending" and t["key"] in in_flight for t in tasks)
+        table.add_row(
+            kind,
+            str(statuses.count("done")),
+            str(busy),
+            str(statuses.count("pending") - busy),
+            str(statuses.count("failed")),
+        )
     out.print(table)
     for task in planned:
         if task["status"] == "failed":
@@ -122,9 +131,9 @@ def status_command(
     for note in notes:
         out.print(f"note: {note}")
     counts = {s: sum(t["status"] == s for t in planned) for s in ("done", "pending", "failed")}
-    running = " (a run is in progress)" if is_running(study_dir) else ""
+    progress = f" ({len(in_flight)} submitted; a run is in progress)" if running else ""
     out.print(
-        f"{counts['done']} done, {counts['pending']} pending, {counts['failed']} failed{running}"
+        f"{counts['done']} done, {counts['pending']} pending, {counts['failed']} failed{progress}"
     )
 
 

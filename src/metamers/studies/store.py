@@ -340,6 +340,18 @@ class StudyStore:
             params = (key,)
         return self._db.execute(query + " ORDER BY id", params).fetchall()
 
+    def in_flight(self) -> set[str]:
+        """Keys submitted by the latest run that have not finished (running, or killed)."""
+        row = self._db.execute("SELECT run FROM events ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return set()
+        latest: dict[str, str] = {}
+        for key, event in self._db.execute(
+            "SELECT key, event FROM events WHERE run = ? AND key IS NOT NULL ORDER BY id", row
+        ):
+            latest[key] = event
+        return {key for key, event in latest.items() if event == "submitted"}
+
     def verify(self, records: Iterable[TaskRecord] | None = None) -> list[str]:
         """Problems with finished tasks' files (missing, wrong size or hash); empty when sound."""
         problems = []
