@@ -154,7 +154,7 @@ def bundled_names() -> list[str]:
 
 
 def _ensure_builtin_sets() -> None:
-    import metamers.stimuli.bundled  # noqa: F401  (registers the sets)
+    import metamers.stimuli.bundled
     import metamers.stimuli.mnist  # noqa: F401  (registers bundled:mnist)
 
 
