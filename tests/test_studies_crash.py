@@ -15,9 +15,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from metamers.errors import MetamersError
 from metamers.report import build_report
 from metamers.studies import StudyStore, load_study, parse_study, plan_study, run_study
-from metamers.studies.store import catalog_status
+from metamers.studies.store import catalog_status, is_running
 from metamers.studies.tasks import TaskOutcome
 from studies_support import tiny_study, write_study
 
@@ -146,3 +147,13 @@ def _fail_on_folders(replace):
         return replace(src, dst)
 
     return fake
+
+
+def test_a_second_driver_on_the_same_folder_is_refused(tmp_path):
+    study = parse_study(_many_models_study(tmp_path))
+    with StudyStore(study.output_dir, create=True) as store:
+        store.acquire()
+        with pytest.raises(MetamersError, match="another `metamers run`"):
+            run_study(study, reporter=build_report)
+        assert is_running(study.output_dir)
+    assert not is_running(study.output_dir)
