@@ -65,7 +65,7 @@ def _tasks_section(
     planned = pd.DataFrame(store.planned(), columns=["kind", "label", "status", "key"])
     tables["tasks"] = planned
     counts = planned.groupby("kind", sort=False)["status"].value_counts().unstack(fill_value=0)
-    counts = counts.reset_index()
+    counts = counts.reset_index().rename_axis(columns=None)
     return Section(
         "Tasks",
         text=f"{len(planned)} planned tasks.",
@@ -130,6 +130,11 @@ def _metamers_section(
         "Metamers",
         text="Reference, then its metamer at each generation layer; rejected metamers are "
         "framed in red.",
+        notes=[
+            f"{record.label}: synthesis failed for {', '.join(record.summary['failed'])}"
+            for record in generated
+            if record.summary.get("failed")
+        ],
     )
     losses = []
     for generator in dict.fromkeys(r.generator for r in results):

@@ -176,18 +176,15 @@ class ExecutorSection(_Section):
 
     kind: Literal["local", "ray", "slurm"] = "local"
     address: str | None = None
-    cpus_per_task: int | None = Field(default=None, ge=1)
+    cpus_per_task: int = Field(default=1, ge=1)
 
     def threads(self) -> int:
-        """CPUs (torch threads) per task: as set, else all of torch's threads for ``local``
-        (one task at a time) and 1 for ``ray``/``slurm`` (tasks side by side)."""
-        if self.cpus_per_task is not None:
-            return self.cpus_per_task
-        if self.kind == "local":
-            import torch
+        """CPUs (torch threads) per task.
 
-            return torch.get_num_threads()
-        return 1
+        The default of 1 is also the fastest on a shared or busy CPU, where
+        several torch threads per process contend; raise it on a dedicated machine.
+        """
+        return self.cpus_per_task
 
     gpus_per_task: float | None = Field(default=None, ge=0)
     slurm: SlurmSection = Field(default_factory=SlurmSection)

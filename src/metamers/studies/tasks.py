@@ -238,11 +238,11 @@ def _run_generate(ctx: TaskContext) -> dict[str, Any]:
         batch_size=len(stimuli),
         seed=settings["seed"],
     )
-    if len(results) < len(stimuli):
-        failed = sorted(set(stimuli.ids) - {r.stimulus_id for r in results})
-        raise MetamersError(f"synthesis failed for {', '.join(failed)} (non-finite losses)")
+    # items the engine gave up on (non-finite losses) are recorded as failed, not retried
+    failed = sorted(set(stimuli.ids) - {r.stimulus_id for r in results})
     return {
         "metamers": len(results),
+        "failed": failed,
         "final_loss": {r.stimulus_id: float(r.losses[-1]) for r in results},
     }
 
