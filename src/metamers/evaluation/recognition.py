@@ -17,17 +17,21 @@ import torch
 
 from metamers.labels import imagenet_to_16way, sixteen_way_choice
 from metamers.models import PixelModel
-from metamers.stimuli.audio import fit_waveform
-from metamers.stimuli.images import fit_image
+from metamers.null.acceptance import fit_to_model as resize_to_model
+from metamers.stimuli.images import match_channels
 from metamers.synthesis.results import MetamerResult
 
 
 def fit_to_model(stimuli: torch.Tensor, model: PixelModel) -> torch.Tensor:
-    """Fit a ``(N, ...)`` batch of stimuli to ``model.input_shape`` (resize / crop / pad)."""
-    if stimuli.shape[1:] == model.input_shape:
-        return stimuli
-    fit = fit_waveform if model.modality == "audio" else fit_image
-    return torch.stack([fit(s, model.input_shape) for s in stimuli])
+    """Fit a ``(N, ...)`` batch to ``model``: grey/colour conversion, then the validation resize.
+
+    Observers may take other channels than the generator (e.g. a colour metamer
+    judged by a grey-scale model); the resize itself is
+    :func:`metamers.null.acceptance.fit_to_model`, shared with validation.
+    """
+    if model.modality == "image" and stimuli.shape[1] != model.input_shape[0]:
+        stimuli = torch.stack([match_channels(s, model.input_shape[0]) for s in stimuli])
+    return resize_to_model(stimuli, model)
 
 
 def predict(
