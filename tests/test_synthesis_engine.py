@@ -292,3 +292,24 @@ def test_reference_noise_snr_and_blur_closeness(model, refs):
     blurred = start(init="blur", init_sigma=1.0)
     high_freq = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean()  # noqa: E731
     assert high_freq(blurred) < high_freq(refs) / 2
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd", "lbfgs", "normalized_gradient"])
+def test_in_place_all_items_step_equals_gathered_step(name):
+    from metamers.synthesis.optimizers import make_optimizer
+
+    settings = get_preset("fast", optimizer=name)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 8, 8, generator=gen)
+    grads = [torch.randn(3, 3, 8, 8, generator=gen) for _ in range(3)]
+    lr = torch.tensor([0.1, 0.05, 0.02])
+    in_place, gathered = make_optimizer(settings), make_optimizer(settings)
+    in_place.init_state(x)
+    gathered.init_state(x)
+    a, b, every = x.clone(), x.clone(), torch.arange(3)
+    for g in grads:
+        a = in_place.step(None, a, g.clone(), lr)
+        b = gathered.step(every, b, g.clone(), lr)
+    torch.testing.assert_close(a, b)
+    for key in in_place.state:
+        torch.testing.assert_close(in_place.state[key], gathered.state[key])

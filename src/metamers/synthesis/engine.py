@@ -251,53 +251,74 @@ class MetamerSynthesis:
 
     def _iterate(self, stop_criterion: StopCriterion | None) -> list[int]:
         idx = torch.nonzero(self.status == ACTIVE).flatten()
-        x_active = self.x[idx].detach().requires_grad_(True)
-        loss = self._loss(x_active, idx)
+        # While every item is active, work on the full tensors in place: no
+        # gathers, scatters or fresh stimulus-sized buffers per step.
+        full = len(idx) == self.n_items
+        x_active = (self.x if full else self.x[idx]).detach().requires_grad_(True)
+        loss = self._loss(x_active, None if full else idx)
         (grad,) = torch.autograd.grad(loss.sum(), x_active)
         loss = loss.detach()
         ok = torch.isfinite(loss) & torch.isfinite(grad.flatten(1)).all(dim=1)
-        finished = self._restart(idx[~ok]) if not bool(ok.all()) else []
-        idx, loss, grad = idx[ok], loss[ok], grad[ok]
+        finished = []
+        if not bool(ok.all()):
+            finished = self._restart(idx[~ok])
+            idx, loss, grad, full = idx[ok], loss[ok], grad[ok], False
         if len(idx) == 0:
             return finished
         for i, value in zip(idx.tolist(), loss.tolist()):
             self.histories[i].append(value)
-        self.x_good[idx] = self.x[idx]
-        self.good_steps[idx] = self.steps[idx]
+        if full:
+            self.x_good.copy_(self.x)
+            self.good_steps.copy_(self.steps)
+        else:
+            self.x_good[idx] = self.x[idx]
+            self.good_steps[idx] = self.steps[idx]
         self._track_best(idx, loss)
         self._schedule.observe(idx, loss)
         stop = self._stop_mask(idx, loss, stop_criterion)
         finished += idx[stop].tolist()
-        update = ~stop
-        if bool(update.any()):
-            self._update(idx[update], grad[update])
+        if not bool(stop.any()):
+            self._update(idx, grad, full)
+        elif not bool(stop.all()):
+            self._update(idx[~stop], grad[~stop], False)
         return finished
 
-    def _loss(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    def _loss(self, x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        """Per-item loss of ``x``: items ``idx`` (``None``: all items, in order)."""
         objective = get_objective(self.settings.objective)
         weights = self.settings.model_weights or (1.0,) * len(self.models)
         if len(weights) != len(self.models):
             raise ConfigError(
                 f"model_weights has {len(weights)} values for {len(self.models)} models"
             )
-        total = torch.zeros(len(idx), device=x.device)
+        total = torch.zeros(x.shape[0], device=x.device)
         for m, model in enumerate(self.models):
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.settings.amp):
                 acts = model.activations(
                     resize_to(x, model.input_shape), self.layers[m], fake_relu=self.fake_relu[m]
                 )
             for layer in self.layers[m]:
-                total = total + weights[m] * objective(acts[layer], self._targets[m][layer][idx])
+                target = self._targets[m][layer]
+                target = target if idx is None else target[idx]
+                total = total + weights[m] * objective(acts[layer], target)
         if self.settings.range_mode == "penalty":
             total = total + self.settings.range_penalty * range_penalty(x, *self.input_range)
         return total
 
-    def _update(self, idx: torch.Tensor, grad: torch.Tensor) -> None:
+    def _update(self, idx: torch.Tensor, grad: torch.Tensor, full: bool) -> None:
         factor = self._schedule.factor(idx, self.steps[idx])
         lr = self.settings.lr * factor * self.lr_scale[idx]
+        if full:
+            new = self._optimizer.step(None, self.x, grad, lr)
+            if self.settings.range_mode == "clamp":
+                new = new.clamp_(*self.input_range)
+            if new is not self.x:
+                self.x.copy_(new)
+            self.steps += 1
+            return
         new = self._optimizer.step(idx, self.x[idx], grad, lr)
         if self.settings.range_mode == "clamp":
-            new = new.clamp(*self.input_range)
+            new = new.clamp_(*self.input_range)
         self.x[idx] = new.detach()
         self.steps[idx] += 1
 

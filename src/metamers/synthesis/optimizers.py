@@ -6,6 +6,8 @@ finished item from the active batch, or restarting one item, therefore never
 disturbs the others, and a batched run equals one-at-a-time runs.
 
 All optimisers *descend*: ``step`` returns the new stimuli for the given items.
+``idx=None`` means every item, in order: the optimiser may then update its
+state and ``x`` in place (the engine's fast path while no item has stopped).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from metamers.synthesis.settings import SynthesisSettings
 def _per_item(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Reshape ``(n,)`` values to broadcast against ``(n, ...)`` tensors."""
     return values.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def _rows(tensor: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+    """The state rows of items ``idx``: the tensor itself (not a copy) for all items."""
+    return tensor if idx is None else tensor[idx]
 
 
 class ItemOptimizer:
@@ -36,9 +43,13 @@ class ItemOptimizer:
         """Allocate state for all items of ``x`` (``(N, ...)``)."""
 
     def step(
-        self, idx: torch.Tensor, x: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor
+        self, idx: torch.Tensor | None, x: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor
     ) -> torch.Tensor:
-        """Return the updated ``x`` for items ``idx`` (``x``, ``grad``: ``(n, ...)``; ``lr``: ``(n,)``)."""
+        """Return the updated ``x`` for items ``idx`` (``x``, ``grad``: ``(n, ...)``; ``lr``: ``(n,)``).
+
+        With ``idx=None`` (every item) ``x`` may be updated in place and returned.
+        ``grad`` may be overwritten.
+        """
         raise NotImplementedError
 
     def reset(self, idx: torch.Tensor) -> None:
@@ -52,7 +63,8 @@ class NormalizedGradient(ItemOptimizer):
 
     def step(self, idx, x, grad, lr):
         norm = grad.flatten(1).norm(dim=1).clamp_min(1e-30)
-        return x - _per_item(lr / norm, x) * grad
+        scaled = grad.mul_(_per_item(lr / norm, x))
+        return x.sub_(scaled) if idx is None else x - scaled
 
 
 class SGD(ItemOptimizer):
@@ -66,9 +78,11 @@ class SGD(ItemOptimizer):
         self.state = {"velocity": torch.zeros_like(x)}
 
     def step(self, idx, x, grad, lr):
-        velocity = self.momentum * self.state["velocity"][idx] + grad
-        self.state["velocity"][idx] = velocity
-        return x - _per_item(lr, x) * velocity
+        velocity = _rows(self.state["velocity"], idx).mul_(self.momentum).add_(grad)
+        if idx is not None:
+            self.state["velocity"][idx] = velocity
+            return x - _per_item(lr, x) * velocity
+        return x.sub_(velocity * _per_item(lr, x))
 
 
 class Adam(ItemOptimizer):
@@ -87,13 +101,17 @@ class Adam(ItemOptimizer):
         }
 
     def step(self, idx, x, grad, lr):
-        m = self.beta1 * self.state["exp_avg"][idx] + (1 - self.beta1) * grad
-        v = self.beta2 * self.state["exp_avg_sq"][idx] + (1 - self.beta2) * grad * grad
-        t = self.state["t"][idx] + 1
-        self.state["exp_avg"][idx], self.state["exp_avg_sq"][idx], self.state["t"][idx] = m, v, t
-        m_hat = m / _per_item(1 - self.beta1**t, m)
-        v_hat = v / _per_item(1 - self.beta2**t, v)
-        return x - _per_item(lr, x) * m_hat / (v_hat.sqrt() + self.eps)
+        st = self.state
+        m = _rows(st["exp_avg"], idx).mul_(self.beta1).add_(grad, alpha=1 - self.beta1)
+        v = _rows(st["exp_avg_sq"], idx).mul_(self.beta2)
+        v.addcmul_(grad, grad, value=1 - self.beta2)
+        t = _rows(st["t"], idx).add_(1)
+        if idx is not None:
+            st["exp_avg"][idx], st["exp_avg_sq"][idx], st["t"][idx] = m, v, t
+        # x - lr * m_hat / (sqrt(v_hat) + eps), with one stimulus-sized buffer
+        denom = v.sqrt().div_(_per_item((1 - self.beta2**t).sqrt(), v)).add_(self.eps)
+        update = torch.div(m, denom, out=denom).mul_(_per_item(lr / (1 - self.beta1**t), m))
+        return x.sub_(update) if idx is None else x - update
 
 
 class LBFGS(ItemOptimizer):
@@ -122,6 +140,8 @@ class LBFGS(ItemOptimizer):
         }
 
     def step(self, idx, x, grad, lr):
+        if idx is None:
+            idx = torch.arange(x.shape[0], device=x.device)
         st = self.state
         flat_x, g = x.flatten(1).float(), grad.flatten(1).float()
         self._remember(idx, flat_x, g)
