@@ -19,6 +19,9 @@ from metamers.stimuli import resolve_stimuli
 from metamers.synthesis import MetamerSynthesis, get_preset, item_seed
 
 CANDIDATES = {
+    "fast (adam0.03-b2=0.9-cos-noise)": {},
+    "adam0.03-b2=0.999-cos-noise": {"betas": (0.9, 0.999)},
+    "adam0.03-b2=0.7-cos-noise": {"betas": (0.9, 0.7)},
     "adam0.01-cos-noise": {"optimizer": "adam", "lr": 0.01, "schedule": "cosine"},
     "adam0.02-cos-noise": {"optimizer": "adam", "lr": 0.02, "schedule": "cosine"},
     "adam0.05-cos-noise": {"optimizer": "adam", "lr": 0.05, "schedule": "cosine"},
@@ -42,9 +45,11 @@ def main() -> None:
     stimuli = resolve_stimuli("bundled:photos").limit(n_photos)
     refs = torch.stack([stimuli.load(s, model.input_shape) for s in stimuli])
     seeds = [item_seed(0, s.id) for s in stimuli]
-    print(f"{'candidate':26s} {'layer':9s} {'median final':>12s} {'worst':>9s} {'s':>6s}")
+    print(f"{'candidate':34s} {'layer':9s} {'median final':>12s} {'worst':>9s} {'s':>6s}")
     for name, overrides in CANDIDATES.items():
-        extra = {"halving_every": max(steps // 8, 1)} if overrides["schedule"] == "halving" else {}
+        extra = (
+            {"halving_every": max(steps // 8, 1)} if overrides.get("schedule") == "halving" else {}
+        )
         settings = get_preset("fast", max_steps=steps, **overrides, **extra)
         for layer in LAYERS:
             synthesis = MetamerSynthesis(model, layer, refs, settings=settings)
@@ -53,7 +58,7 @@ def main() -> None:
             synthesis.synthesize()
             final = np.array([synthesis.losses(i)[-1] for i in range(len(refs))])
             print(
-                f"{name:26s} {layer:9s} {np.median(final):12.4g} {final.max():9.3g} "
+                f"{name:34s} {layer:9s} {np.median(final):12.4g} {final.max():9.3g} "
                 f"{time.perf_counter() - started:6.1f}",
                 flush=True,
             )

@@ -27,7 +27,7 @@ def generated(tmp_path_factory):
     out = tmp_path_factory.mktemp("gen")
     model = make_tiny_model(5, "tiny_eval")
     stimuli = resolve_stimuli("bundled:photos").limit(4)
-    settings = get_preset("fast", max_steps=150)
+    settings = get_preset("fast", max_steps=400)
     generate_metamers(model, ["relu1", "relu2"], stimuli, out, settings, batch_size=4, seed=0)
     return out
 

@@ -208,3 +208,27 @@ def test_reference_stop_adapter(model, stimuli, tmp_path):
     )
     assert asked == [(torch.Size([2, 3, 16, 16]), torch.Size([2, 3, 16, 16]), "3")]
     assert {r.settings["steps"] for r in results} == {5}
+
+
+@pytest.mark.filterwarnings("ignore:.*distinct stimuli")
+def test_cli_generate_stops_items_once_accepted(model, stimuli, tmp_path, monkeypatch):
+    from metamers.cli.app import _register_commands, app
+
+    monkeypatch.setenv("METAMERS_CACHE", str(tmp_path / "cache"))
+    register_model(
+        ModelEntry(
+            "tiny_stop", lambda random_weights=False: tiny_model(name="tiny_stop"), "test", "tiny"
+        )
+    )
+    _register_commands()
+    args = ["generate", "tiny_stop", "--layers", "3", "--stimuli", stimuli.spec, "--limit", "2"]
+    args += ["--out", str(tmp_path / "out"), "--steps", "400", "--stop-accepted"]
+    args += ["--check-every", "10", "--null-stimuli", stimuli.spec, "--null-pairs", "60"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(p.read_text()) for p in (tmp_path / "out").rglob("record.json")]
+    assert len(records) == 2
+    # Accepted long before the 400-step budget, at a check (multiple of 10 steps).
+    assert {r["stop_reason"] for r in records} == {"criterion"}
+    assert all(0 < r["steps"] < 400 and r["steps"] % 10 == 0 for r in records)
+    assert list((tmp_path / "cache").rglob("*.npz")), "the null was not cached"

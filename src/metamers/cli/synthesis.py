@@ -21,6 +21,7 @@ from metamers.cli.common import (
     split_list,
 )
 from metamers.errors import ConfigError
+from metamers.null import acceptance_stop_factory, null_provider
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis import generate_metamers, get_preset
 
@@ -73,6 +74,20 @@ def generate_command(
     lr: float = typer.Option(None, "--lr", help="Initial step size."),
     loss_threshold: float = typer.Option(None, "--loss-threshold", help="Stop an item below this."),
     amp: bool = typer.Option(None, "--amp/--no-amp", help="bf16 autocast (CUDA)."),
+    stop_accepted: bool = typer.Option(
+        False,
+        "--stop-accepted",
+        help="Stop an item once it passes the published acceptance test (label + null maximum).",
+    ),
+    check_every: int = typer.Option(
+        None, "--check-every", min=1, help="Steps between acceptance checks (default 50)."
+    ),
+    null_stimuli: str = typer.Option(
+        "bundled:photos", "--null-stimuli", help="Natural stimuli of the null (--stop-accepted)."
+    ),
+    null_pairs: int = typer.Option(
+        2000, "--null-pairs", min=1, help="Null pairs for --stop-accepted (cached)."
+    ),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     seed: int = typer.Option(0, "--seed"),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N stimuli."),
@@ -98,6 +113,7 @@ def generate_command(
         lr=lr,
         loss_threshold=loss_threshold,
         amp=amp,
+        stop_check_every=check_every,
     )
     names = split_list(models)
     if not names:
@@ -110,6 +126,10 @@ def generate_command(
     ]
     jobs = parse_layer_jobs(layers, len(nets))
     stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad)
+    stop = None
+    if stop_accepted:
+        # A null per model and job layers, built once and then read from the null cache.
+        stop = acceptance_stop_factory(null_provider(resolve_stimuli(null_stimuli), null_pairs))
     started = time.perf_counter()
     with _generate_progress() as bar:
         task = bar.add_task(
@@ -137,6 +157,7 @@ def generate_command(
             seed=seed,
             limit=limit,
             progress=report,
+            stop_criterion=stop,
         )
     elapsed = time.perf_counter() - started
     out.print(f"{len(results)} metamers in {out_dir} ({elapsed:.1f} s)")
