@@ -64,3 +64,14 @@ def test_validate_command_writes_tables(tmp_path):
     assert (pd.read_csv(out / "validation.csv")["stimulus_id"] == table["stimulus_id"]).all()
     assert "acceptance" in output and "60-pair null" in output
     assert not list(out.glob(".validation*"))  # no temporary files left behind
+
+
+def test_validate_refuses_a_model_with_other_weights(tmp_path):
+    out = tmp_path / "run"
+    other_weights = split_model(seed=1, name=NAME)
+    photos = resolve_stimuli("bundled:photos").limit(1)
+    generate_metamers(other_weights, LAYER, photos, out, settings=get_preset("fast", max_steps=5))
+    result, _ = run("validate", str(out), "--pairs", "60", "--cache-dir", str(tmp_path / "c"))
+    assert result.exit_code != 0
+    assert "same --weights" in str(result.exception)
+    assert not (out / "validation.parquet").exists()

@@ -116,9 +116,16 @@ def validate_command(
     cache_dir: str = CacheDir,
     batch_size: int = BatchSize,
     random_weights: bool = RandomWeights,
+    weights: str = Weights,
+    trust_code: bool = TrustCode,
     device: str = Device,
 ) -> None:
-    """Accept or reject every metamer of a generate folder against its model's null."""
+    """Accept or reject every metamer of a generate folder against its model's null.
+
+    Give the same --weights / --trust-code as to `generate`: the metamers record
+    their models' weight fingerprints, and a model with other weights is refused
+    (not checked with --random-weights, whose weights differ on every load).
+    """
     results = _load_results(directory)
     rule = NullCriterion(kind=criterion, q=quantile, alpha=alpha)
     provider = null_provider(
@@ -128,13 +135,33 @@ def validate_command(
         table = validate_results(
             results,
             provider,
-            models=lambda name: open_model(name, random_weights=random_weights, device=device),
+            models=lambda name: _open_generator(
+                name, results, directory, random_weights, weights, trust_code, device
+            ),
             sixteen_way=sixteen_way,
             criterion=rule,
         )
     _write_table(table, directory / "validation")
     _print_validation(table)
     out.print(f"wrote {directory / 'validation.parquet'} and {directory / 'validation.csv'}")
+
+
+def _open_generator(name, results, directory, random_weights, weights, trust_code, device):
+    """Open a generating model; refuse one whose weights differ from the metamers' record."""
+    net = open_model(
+        name, random_weights=random_weights, weights=weights, trust_code=trust_code, device=device
+    )
+    recorded = {
+        model: fingerprint
+        for r in results
+        for model, fingerprint in zip(r.models, r.settings.get("model_fingerprints", []))
+    }
+    if not random_weights and recorded.get(name, net.fingerprint()) != net.fingerprint():
+        raise ConfigError(
+            f"{name} loaded here has weights {net.fingerprint()}, but the metamers in {directory} "
+            f"were made with {recorded[name]}; pass the same --weights as to `metamers generate`"
+        )
+    return net
 
 
 def _load_results(directory: Path) -> list:
