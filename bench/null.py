@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import LAYERS, MODEL, NULL_STIMULI, machine_line, set_threads
 from metamers.models import LOGITS, PixelModel, load_model
 from metamers.null import Augmentation, SmallNullWarning, compute_null
-from metamers.null.distribution import _view_loader
+from metamers.null.distribution import view_loader
 from metamers.similarity.metrics import similarities
 from metamers.stimuli import resolve_stimuli
 
@@ -91,7 +91,7 @@ def time_naive(model: PixelModel, n_pairs: int, measured: int, seed: int = 0) ->
     model is run and how pairs share views.
     """
     stimuli = resolve_stimuli(NULL_STIMULI)
-    load_view = _view_loader(model, stimuli, Augmentation())
+    load_view = view_loader(model, stimuli, Augmentation())
     rng = np.random.default_rng(seed)
     wanted = [*LAYERS, LOGITS]
     with ForwardTimer(model) as timer:

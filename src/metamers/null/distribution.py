@@ -359,7 +359,7 @@ def _sample_null(
     pairs_per_view: int,
     progress: ProgressCallback | None,
 ) -> NullDistribution:
-    loader = _view_loader(model, stimuli, augmentation)
+    loader = view_loader(model, stimuli, augmentation)
     root = np.random.SeedSequence(seed)
     sources = _source_schedule(np.random.default_rng(root.spawn(1)[0]), len(stimuli))
     per_batch = max(1, batch_size * pairs_per_view // 2)
@@ -423,10 +423,14 @@ def _load_raw_cached(
     return raw
 
 
-def _view_loader(
+def view_loader(
     model: PixelModel, stimuli: StimulusSet, augmentation: Augmentation
 ) -> Callable[[int, int], torch.Tensor]:
-    """``load(stimulus_index, view_seed) -> view`` of ``model.input_shape``."""
+    """``load(stimulus_index, view_seed) -> view`` of ``model.input_shape``.
+
+    The views a null is built from (``compute_null`` uses it): the stimulus itself when
+    ``augmentation`` is disabled, else an augmented view drawn with ``view_seed``.
+    """
     transform = augmentation.transform(model.input_shape) if augmentation.enabled else None
 
     def load(index: int, view_seed: int) -> torch.Tensor:
