@@ -32,10 +32,11 @@ def test_truncated_forward_matches_full_forward(lite0, coffee):
 @pytest.mark.slow
 @pytest.mark.parametrize("layer", ["blocks.1", "blocks.3"])
 def test_fast_preset_loss_falls(lite0, coffee, layer):
-    settings = get_preset("fast", max_steps=80, init="noise")
+    settings = get_preset("fast", max_steps=300)
     synthesis = MetamerSynthesis(lite0, layer, coffee, settings=settings).setup(seed=0)
     synthesis.synthesize()
     losses = synthesis.losses(0)
-    assert losses[0] > 0.9  # noise start is far from the photo
-    assert losses[-1] < losses[0] / 2.5
+    assert losses[0] > 0.9  # the published noise start is far from the photo
+    # Measured 0.18 (blocks.1) and 0.24 (blocks.3) after 300 steps: a 5-7x fall.
+    assert losses[-1] < losses[0] / 4
     assert synthesis.status_of(0) == "done"
