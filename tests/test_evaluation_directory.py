@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from metamers.errors import ConfigError
 from metamers.evaluation.directory import evaluate_directory
 from metamers.models import ModelEntry, register_model
 from metamers.stimuli import resolve_stimuli
@@ -55,3 +56,16 @@ def test_evaluate_directory_end_to_end(generated):
     assert {"recognition.parquet", "representation_summary.csv", "recognisability.png"} <= files
     table = pd.read_parquet(generated / "evaluation" / "recognition.parquet")
     assert len(table) == 2 * 2 * 4  # layers × observers × stimuli
+
+
+def test_generator_with_other_weights_is_refused_unless_given(generated, tmp_path):
+    custom = make_tiny_model(7, "tiny_eval")  # registered "tiny_eval" loads seed 5
+    stimuli = resolve_stimuli("bundled:photos").limit(1)
+    out = tmp_path / "custom"
+    generate_metamers(custom, ["relu1"], stimuli, out, get_preset("fast", max_steps=5), seed=0)
+    stranger = make_tiny_model(9, "stranger")
+    options = {"accepted_only": False, "n_boot": 10, "observer_layers": {"stranger": ["relu1"]}}
+    with pytest.raises(ConfigError, match="made with"):
+        evaluate_directory(out, [stranger], **options)
+    evaluation = evaluate_directory(out, [stranger, custom], **options)
+    assert set(evaluation.recognition["observer"]) == {"stranger", "tiny_eval"}

@@ -74,6 +74,17 @@ def test_torchvision_random_weights_and_bad_weights(tmp_path):
         load_model("torchvision:resnet18", weights=str(bad))
 
 
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "timm:resnet18"])
+def test_random_weights_are_seeded_and_leave_the_global_rng_alone(name):
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    first = load_model(name, random_weights=True)
+    assert torch.equal(torch.rand(3), expected_next)
+    assert load_model(name, random_weights=True).fingerprint() == first.fingerprint()
+    assert load_model(name, random_weights=True, seed=1).fingerprint() != first.fingerprint()
+
+
 def test_weights_file_must_be_safe(tmp_path):
     class Evil:
         def __reduce__(self):

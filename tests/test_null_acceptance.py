@@ -136,6 +136,17 @@ def test_validate_results_on_in_memory_records(model, null, planted):
         validate_results(results, {"other": null}, models={"splitnet": model})
 
 
+def test_validate_results_refuses_a_generator_with_other_weights(model, null, planted):
+    references, near, _, _ = planted
+    recorded = {"model_fingerprints": [model.fingerprint()]}
+    result = MetamerResult("a", ("splitnet",), (LAYER,), near[0], references[0], np.zeros(3))
+    result.settings = recorded
+    assert validate_results([result], null, models={"splitnet": model})["accepted"].all()
+    other = split_model(seed=5)
+    with pytest.raises(ConfigError, match=f"made with {model.fingerprint()}"):
+        validate_results([result], null, models={"splitnet": other})
+
+
 def test_ensemble_result_gets_one_row_per_model(model, null, planted, photos):
     references, near, _, _ = planted
     twin = split_model(name="twin")

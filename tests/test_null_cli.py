@@ -73,5 +73,5 @@ def test_validate_refuses_a_model_with_other_weights(tmp_path):
     generate_metamers(other_weights, LAYER, photos, out, settings=get_preset("fast", max_steps=5))
     result, _ = run("validate", str(out), "--pairs", "60", "--cache-dir", str(tmp_path / "c"))
     assert result.exit_code != 0
-    assert "same --weights" in str(result.exception)
+    assert "made with" in str(result.exception) and "--weights" in str(result.exception)
     assert not (out / "validation.parquet").exists()

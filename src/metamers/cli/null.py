@@ -122,9 +122,9 @@ def validate_command(
 ) -> None:
     """Accept or reject every metamer of a generate folder against its model's null.
 
-    Give the same --weights / --trust-code as to `generate`: the metamers record
-    their models' weight fingerprints, and a model with other weights is refused
-    (not checked with --random-weights, whose weights differ on every load).
+    Give the same --weights / --random-weights / --trust-code as to `generate`:
+    the metamers record their models' weight fingerprints, and a model with
+    other weights is refused (random weights are seeded, so they match).
     """
     results = _load_results(directory)
     rule = NullCriterion(kind=criterion, q=quantile, alpha=alpha)
@@ -135,8 +135,12 @@ def validate_command(
         table = validate_results(
             results,
             provider,
-            models=lambda name: _open_generator(
-                name, results, directory, random_weights, weights, trust_code, device
+            models=lambda name: open_model(
+                name,
+                random_weights=random_weights,
+                weights=weights,
+                trust_code=trust_code,
+                device=device,
             ),
             sixteen_way=sixteen_way,
             criterion=rule,
@@ -144,24 +148,6 @@ def validate_command(
     _write_table(table, directory / "validation")
     _print_validation(table)
     out.print(f"wrote {directory / 'validation.parquet'} and {directory / 'validation.csv'}")
-
-
-def _open_generator(name, results, directory, random_weights, weights, trust_code, device):
-    """Open a generating model; refuse one whose weights differ from the metamers' record."""
-    net = open_model(
-        name, random_weights=random_weights, weights=weights, trust_code=trust_code, device=device
-    )
-    recorded = {
-        model: fingerprint
-        for r in results
-        for model, fingerprint in zip(r.models, r.settings.get("model_fingerprints", []))
-    }
-    if not random_weights and recorded.get(name, net.fingerprint()) != net.fingerprint():
-        raise ConfigError(
-            f"{name} loaded here has weights {net.fingerprint()}, but the metamers in {directory} "
-            f"were made with {recorded[name]}; pass the same --weights as to `metamers generate`"
-        )
-    return net
 
 
 def _load_results(directory: Path) -> list:

@@ -22,7 +22,7 @@ from metamers.evaluation.transfer import (
 )
 from metamers.io import atomic_path
 from metamers.models import PixelModel, load_model
-from metamers.null.acceptance import null_provider, validate_results
+from metamers.null.acceptance import check_generator_weights, null_provider, validate_results
 from metamers.null.distribution import compute_null
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis.results import MetamerResult
@@ -83,7 +83,9 @@ def evaluate_directory(
     out_dir
         A ``metamers generate`` output folder.
     observers
-        Observer models (names or loaded models). Generators may be included.
+        Observer models (names or loaded models). Generators may be included;
+        a generator given loaded is used as it is (e.g. one with its own
+        weights), one not given is loaded by name with its default weights.
     representation_test
         Also run the representation test against each observer's null.
     observer_layers
@@ -103,6 +105,12 @@ def evaluate_directory(
     -------
     TransferResults
         Also written to ``out_dir/evaluation/`` with heat maps.
+
+    Raises
+    ------
+    ConfigError
+        No (accepted) metamers, or a generating model whose weights differ from
+        the ones recorded with its metamers.
     """
     from metamers.synthesis import load_results
 
@@ -110,7 +118,7 @@ def evaluate_directory(
     results = load_results(out)
     if not results:
         raise ConfigError(f"{out} holds no finished metamers; run `metamers generate` first")
-    cache: dict[str, PixelModel] = {}
+    cache = {o.name: o for o in observers if isinstance(o, PixelModel)}
 
     def get_model(name: str) -> PixelModel:
         if name not in cache:
@@ -130,6 +138,8 @@ def evaluate_directory(
         pool = resolve_stimuli(null_stimuli)
         nulls = {m.name: compute_null(m, layers[m.name], pool, n_pairs, seed=seed) for m in models}
     generators = {name: get_model(name) for r in results if len(r.models) == 1 for name in r.models}
+    for generator in generators.values():
+        check_generator_weights(results, generator)
     evaluation = evaluate_transfer(
         results,
         models,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -92,6 +93,7 @@ def load_model(
     weights: str | None = None,
     trust_code: bool = False,
     device: str | torch.device | None = None,
+    seed: int = 0,
 ) -> PixelModel:
     """Load a model by name.
 
@@ -101,7 +103,9 @@ def load_model(
         A registry name (``efficientnet_lite0``), ``timm:ARCH``,
         ``torchvision:ARCH`` or ``file:PATH.py[:FUNCTION]``.
     random_weights
-        Build the architecture untrained (no download).
+        Build the architecture untrained (no download), initialised from
+        ``seed``: the same seed gives the same network, so metamers of an
+        untrained model can be validated and evaluated again later.
     weights
         A local weights file (``.safetensors`` or a torch state dict) to load
         into a ``timm:``/``torchvision:`` architecture instead of the hub's.
@@ -109,12 +113,31 @@ def load_model(
         Required for ``file:`` models, whose code runs on load.
     device
         Where to put the model (default: CPU).
+    seed
+        Seed of the random initialisation (used only with ``random_weights``;
+        the global torch random state is left as it was). Zoo models ignore
+        it: their untrained weights are always the initialisation their
+        training started from.
 
     Raises
     ------
     ModelError
         Unknown name, unavailable weights, or a model that breaks the contract.
     """
+    with _seeded(seed) if random_weights else contextlib.nullcontext():
+        model = _build(name, random_weights=random_weights, weights=weights, trust_code=trust_code)
+    return model.to(device) if device is not None else model
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed torch's CPU generator inside the block; restore the caller's state after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _build(name: str, *, random_weights: bool, weights: str | None, trust_code: bool) -> PixelModel:
     source, sep, rest = name.partition(":")
     from metamers.models import sources
 
@@ -128,7 +151,7 @@ def load_model(
         raise ModelError(f"unknown model source {source!r}; use timm:, torchvision: or file:")
     else:
         model = _load_registered(name, random_weights=random_weights, weights=weights)
-    return model.to(device) if device is not None else model
+    return model
 
 
 def _load_registered(name: str, *, random_weights: bool, weights: str | None) -> PixelModel:

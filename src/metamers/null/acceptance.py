@@ -435,6 +435,28 @@ class AcceptanceStop:
 ModelSource = Mapping[str, PixelModel] | Callable[[str], PixelModel] | None
 
 
+def check_generator_weights(results: Sequence, model: PixelModel) -> None:
+    """Refuse a generating model whose weights differ from those its metamers recorded.
+
+    Metamers written by :func:`metamers.synthesis.generate_metamers` record each
+    generating model's :meth:`~metamers.models.PixelModel.fingerprint`; results
+    without that record (or of other models) are not checked.
+
+    Raises
+    ------
+    ConfigError
+        A result of ``model.name`` was made with other weights.
+    """
+    for result in results:
+        recorded = dict(zip(result.models, result.settings.get("model_fingerprints", ())))
+        if recorded.get(model.name, model.fingerprint()) != model.fingerprint():
+            raise ConfigError(
+                f"{model.name} loaded here has weights {model.fingerprint()}, but metamer "
+                f"{result.stimulus_id} was made with {recorded[model.name]}; load the model "
+                "with the weights used to generate it (the same --weights or --random-weights)"
+            )
+
+
 def validate_results(
     results: Sequence,
     nulls: NullSource,
@@ -469,6 +491,12 @@ def validate_results(
     pandas.DataFrame
         The :func:`accept` columns plus ``result_index``, ``generator`` and
         ``accepted_all_models``; one row per result × generating model.
+
+    Raises
+    ------
+    ConfigError
+        No results, or a generating model whose weights differ from the ones
+        recorded with its metamers (:func:`check_generator_weights`).
     """
     if not results:
         raise ConfigError("no metamers to validate")
@@ -485,6 +513,7 @@ def validate_results(
     frames = []
     for name, entries in items.items():
         model = get_model(name)
+        check_generator_weights([results[i] for i, _ in entries], model)
         layers = list(dict.fromkeys(layer for _, layer in entries))
         null = get_null(model, layers)
         check_null_for_model(null, model, layers)
