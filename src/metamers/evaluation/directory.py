@@ -22,7 +22,7 @@ from metamers.evaluation.transfer import (
 )
 from metamers.io import atomic_path
 from metamers.models import PixelModel, load_model
-from metamers.null.acceptance import check_generator_weights, null_provider, validate_results
+from metamers.null.acceptance import null_provider, validate_results
 from metamers.null.distribution import compute_null
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis.results import MetamerResult
@@ -138,8 +138,6 @@ def evaluate_directory(
         pool = resolve_stimuli(null_stimuli)
         nulls = {m.name: compute_null(m, layers[m.name], pool, n_pairs, seed=seed) for m in models}
     generators = {name: get_model(name) for r in results if len(r.models) == 1 for name in r.models}
-    for generator in generators.values():
-        check_generator_weights(results, generator)
     evaluation = evaluate_transfer(
         results,
         models,

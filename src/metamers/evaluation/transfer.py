@@ -18,6 +18,7 @@ from metamers.evaluation.representation import (
 )
 from metamers.io import atomic_path
 from metamers.models import PixelModel
+from metamers.null.acceptance import check_generator_weights
 from metamers.null.distribution import NullDistribution
 from metamers.synthesis.results import MetamerResult
 
@@ -98,7 +99,14 @@ def evaluate_transfer(
         16-way decisions for ImageNet observers.
     n_boot, seed
         Bootstrap settings for the CIs.
+
+    Raises
+    ------
+    ConfigError
+        A generator whose weights differ from the ones recorded with its metamers.
     """
+    for generator in (generators or {}).values():
+        check_generator_weights(results, generator)
     recognition = recognition_table(
         results, observers, generators, targets=targets, sixteen_way=sixteen_way
     )
