@@ -82,6 +82,7 @@ def test_null_histograms_mark_null_max_and_metamers():
     first = fig.axes[0]
     xs = sorted(line.get_xdata()[0] for line in first.lines)
     assert xs == pytest.approx([null.value[:100].max(), 0.9])
+    assert first.get_title() == "l1 (n=100)"
 
 
 def test_heatmap_annotates_value_and_ci():
@@ -97,6 +98,19 @@ def test_heatmap_annotates_value_and_ci():
     fig = heatmap_with_ci(table, row="generator", column="observer", title="recognisability")
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert "0.90\n[0.85, 0.95]" in texts and len(texts) == 4
+    counted = heatmap_with_ci(table.assign(n=[3, 6, 6, 0]), row="generator", column="observer")
+    texts = [t.get_text() for t in counted.axes[0].texts]
+    assert "0.90\n[0.85, 0.95]\nn=3" in texts and "0.80\n[0.70, 0.90]\nn=6" in texts
+
+
+def test_heatmap_n_comes_from_the_named_column():
+    table = pd.DataFrame(
+        {"row": ["a"], "column": ["o"], "m_mean": [1.0], "m_lo": [1.0], "m_hi": [1.0], "m_n": [3]}
+    )
+    fig = heatmap_with_ci(
+        table, row="row", column="column", value="m_mean", low="m_lo", high="m_hi", n="m_n"
+    )
+    assert [t.get_text() for t in fig.axes[0].texts] == ["1.00\n[1.00, 1.00]\nn=3"]
 
 
 def test_similarity_matrix_and_page_are_self_contained(tmp_path):

@@ -148,12 +148,21 @@ def plot_transfer_heatmap(
     title: str,
     low: pd.DataFrame | None = None,
     high: pd.DataFrame | None = None,
+    n: pd.DataFrame | None = None,
     vmin: float = 0.0,
     vmax: float = 1.0,
 ):
-    """A heat map of a transfer matrix, each cell annotated with value and CI when given."""
+    """A heat map of a transfer matrix, each cell annotated with value, CI and n when given.
+
+    ``low``, ``high`` and ``n`` are matrices shaped like ``matrix`` (CI bounds and
+    the number of stimuli behind each value); a cell then reads
+    ``0.83 / [0.61, 1.00] / n=6``, one per line.
+    """
+    row_height = 0.55 if n is None else 0.7
+    if n is not None:
+        n = n.reindex(index=matrix.index, columns=matrix.columns)
     fig = Figure(
-        figsize=(1.6 + 1.3 * max(1, matrix.shape[1]), 1.0 + 0.55 * max(1, matrix.shape[0]))
+        figsize=(1.6 + 1.3 * max(1, matrix.shape[1]), 1.0 + row_height * max(1, matrix.shape[0]))
     )
     ax = fig.subplots()
     image = ax.imshow(matrix.to_numpy(dtype=float), vmin=vmin, vmax=vmax, cmap="viridis")
@@ -167,6 +176,8 @@ def plot_transfer_heatmap(
             text = f"{value:.2f}"
             if low is not None and high is not None:
                 text += f"\n[{low.iat[i, j]:.2f}, {high.iat[i, j]:.2f}]"
+            if n is not None and not np.isnan(n.iat[i, j]):
+                text += f"\nn={int(n.iat[i, j])}"
             ax.text(
                 j,
                 i,
@@ -183,21 +194,24 @@ def plot_transfer_heatmap(
 
 
 def recognition_heatmap(summary: pd.DataFrame, measure: str = "agrees_with_reference"):
-    """Heat map of recognisability (``measure`` mean with CI) per generator layer × observer."""
+    """Heat map of recognisability (``measure`` mean, CI and n) per generator layer × observer."""
+    count = f"{measure}_n"
     return plot_transfer_heatmap(
         transfer_matrix(summary, f"{measure}_mean"),
         title=f"Recognisability ({measure.replace('_', ' ')})",
         low=transfer_matrix(summary, f"{measure}_ci_low"),
         high=transfer_matrix(summary, f"{measure}_ci_high"),
+        n=transfer_matrix(summary, count) if count in summary else None,
     )
 
 
 def representation_heatmap(summary: pd.DataFrame, observer: str):
-    """Heat map of representation-test pass fractions for one observer's layers."""
+    """Heat map of representation-test pass fractions (CI and n) for one observer's layers."""
     part = summary[summary["observer"] == observer]
     return plot_transfer_heatmap(
         transfer_matrix(part, "pass_fraction", columns="observer_layer"),
         title=f"Representation test: metameric for {observer}?",
         low=transfer_matrix(part, "ci_low", columns="observer_layer"),
         high=transfer_matrix(part, "ci_high", columns="observer_layer"),
+        n=transfer_matrix(part, "n", columns="observer_layer") if "n" in part else None,
     )

@@ -140,7 +140,8 @@ def null_histograms(
     Parameters
     ----------
     null
-        Long table: ``layer``, ``metric``, ``value`` (one row per random pair).
+        Long table: ``layer``, ``metric``, ``value`` (one row per random pair);
+        each panel's title gives its number of finite values ``n``.
     metamers
         Long table: ``layer``, ``metric``, ``value`` (one row per metamer); drawn
         as vertical lines, with the null's maximum dashed.
@@ -166,7 +167,7 @@ def null_histograms(
                 for value in chosen["value"]:
                     if np.isfinite(value):
                         axis.axvline(value, color="crimson", linewidth=1, alpha=0.8)
-            axis.set_title(f"{layer}", fontsize=8)
+            axis.set_title(f"{layer} (n={len(values)})", fontsize=8)
             if j == 0:
                 axis.set_ylabel(metric, fontsize=9)
     if title:
@@ -183,37 +184,53 @@ def heatmap_with_ci(
     value: str = "value",
     low: str | None = "ci_low",
     high: str | None = "ci_high",
+    n: str | None = "n",
     title: str = "",
     vmin: float = 0.0,
     vmax: float = 1.0,
     row_label: str | None = None,
     column_label: str | None = None,
 ) -> Figure:
-    """Heat map of ``value`` over ``row`` × ``column``, each cell annotated with its CI.
+    """Heat map of ``value`` over ``row`` × ``column``, each cell annotated with its CI and n.
 
     Used for recognisability (generator/layer × observer) and the
-    representation-test transfer matrix.
+    representation-test transfer matrix. A cell reads ``0.83 / [0.61, 1.00] /
+    n=6`` (one per line): the value, its CI (when ``low`` and ``high`` are
+    columns of ``table``) and the number of stimuli behind it (when ``n`` is).
+
+    Parameters
+    ----------
+    table
+        Long table, one row per cell.
+    row, column
+        Columns whose values label the heat map's rows and columns.
+    value, low, high, n
+        Columns holding each cell's value, CI bounds and count (``None``, or a
+        column the table lacks, leaves that part out of the annotation).
+    title, row_label, column_label
+        Axis title and labels (the labels default to ``row`` and ``column``).
+    vmin, vmax
+        The colour scale's range.
     """
     grid = table.pivot_table(index=row, columns=column, values=value, sort=False)
-    fig, axis = plt.subplots(figsize=(1.5 * grid.shape[1] + 3.0, 0.65 * grid.shape[0] + 2.0))
+    extras = [c for c in (low, high, n) if c and c in table]
+    cells = {
+        (item[0], item[1]): dict(zip(extras, item[2:], strict=True))
+        for item in table[[row, column, *extras]].itertuples(index=False, name=None)
+    }
+    show_n = bool(n) and n in extras
+    height = (0.8 if show_n else 0.65) * grid.shape[0] + 2.0
+    fig, axis = plt.subplots(figsize=(1.5 * grid.shape[1] + 3.0, height))
     image = axis.imshow(grid.to_numpy(dtype=float), cmap="viridis", vmin=vmin, vmax=vmax)
     axis.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns], rotation=30, ha="right")
     axis.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
-    bounds = {}
-    if low and high and low in table and high in table:
-        for item in table.itertuples(index=False):
-            bounds[(getattr(item, row), getattr(item, column))] = (
-                getattr(item, low),
-                getattr(item, high),
-            )
     for i, r in enumerate(grid.index):
         for j, c in enumerate(grid.columns):
             cell = grid.iloc[i, j]
             if not np.isfinite(cell):
                 continue
-            text = f"{cell:.2f}"
-            if (r, c) in bounds:
-                text += "\n[{:.2f}, {:.2f}]".format(*bounds[(r, c)])
+            found = cells.get((r, c), {})
+            text = cell_text(cell, found.get(low), found.get(high), found.get(n))
             shade = (cell - vmin) / (vmax - vmin) if vmax > vmin else 0.5
             axis.text(
                 j, i, text, ha="center", va="center", fontsize=7, color="k" if shade > 0.6 else "w"
@@ -225,6 +242,22 @@ def heatmap_with_ci(
         axis.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def cell_text(value: float, low: float | None = None, high: float | None = None, n=None) -> str:
+    """A heat-map cell's annotation: ``value``, then ``[low, high]`` and ``n=N`` when known.
+
+    >>> print(cell_text(1.0, 1.0, 1.0, 3))
+    1.00
+    [1.00, 1.00]
+    n=3
+    """
+    text = f"{value:.2f}"
+    if low is not None and high is not None and np.isfinite(low) and np.isfinite(high):
+        text += f"\n[{low:.2f}, {high:.2f}]"
+    if n is not None and not pd.isna(n):
+        text += f"\nn={int(n)}"
+    return text
 
 
 def similarity_matrix(matrix: pd.DataFrame, *, title: str = "") -> Figure:

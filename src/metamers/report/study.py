@@ -65,6 +65,7 @@ def _tasks_section(
     planned = pd.DataFrame(store.planned(), columns=["kind", "label", "status", "key"])
     tables["tasks"] = planned
     counts = planned.groupby("kind", sort=False)["status"].value_counts().unstack(fill_value=0)
+    counts.insert(0, "n", counts.sum(axis=1))
     counts = counts.reset_index().rename_axis(columns=None)
     return Section(
         "Tasks",
@@ -81,7 +82,7 @@ def _features_section(
         {
             "model": r.settings["model"]["name"],
             "layer": layer,
-            "stimuli": r.summary.get("stimuli"),
+            "n": r.summary.get("stimuli"),
             "file": f"tasks/{r.kind}/{r.key}/features.h5",
         }
         for r in records
@@ -92,7 +93,13 @@ def _features_section(
         return []
     table = pd.DataFrame(rows)
     tables["features"] = table
-    return [Section("Features of the reference stimuli", tables=[table])]
+    return [
+        Section(
+            "Features of the reference stimuli",
+            text="n: the number of stimuli whose activations were stored.",
+            tables=[table],
+        )
+    ]
 
 
 def _of_kind(records: list[TaskRecord], kind: str) -> list[TaskRecord]:
@@ -217,18 +224,31 @@ def _null_section(
         section.figures.append(
             figures.null_histograms(null, marks, title=f"{record.label.removeprefix('null ')}")
         )
-        summary = null.groupby(["layer", "metric"], sort=False)["value"].agg(
-            ["min", "median", "max"]
-        )
-        summaries.append(summary.reset_index().assign(model=model, pairs=record.settings["pairs"]))
+        summaries.append(null_summary(null).assign(model=model, pairs=record.settings["pairs"]))
         for warning in record.summary.get("warnings", []):
             section.notes.append(f"{record.label}: {warning}")
     if not summaries:
         return []
     table = pd.concat(summaries, ignore_index=True)
+    table = table[["model", "layer", "metric", "pairs", "n", "min", "median", "max"]]
     tables["null_summary"] = table
     section.tables.append(table)
     return [section]
+
+
+def null_summary(null: pd.DataFrame) -> pd.DataFrame:
+    """Per layer and metric: ``n`` (pairs with a value), ``min``, ``median`` and ``max`` of a null.
+
+    Parameters
+    ----------
+    null
+        Long table: ``layer``, ``metric``, ``value`` (one row per random pair;
+        missing values are left out of ``n`` and of the statistics alike).
+    """
+    summary = null.groupby(["layer", "metric"], sort=False)["value"].agg(
+        ["count", "min", "median", "max"]
+    )
+    return summary.rename(columns={"count": "n"}).reset_index()
 
 
 METRICS = ["spearman", "pearson", "snr_db"]
@@ -241,28 +261,42 @@ def _acceptance_section(
     if acceptance.empty:
         return []
     tables["acceptance"] = acceptance
-    passes = [f"{m}_pass" for m in METRICS]
-    summary = (
-        acceptance.groupby(["model", "generation_layer"], sort=False)
-        .agg(
-            metamers=("accepted", "size"),
-            accepted=("accepted", "sum"),
-            label_match=("label_match", "mean"),
-            **{p: (p, "mean") for p in passes},
-        )
-        .reset_index()
-    )
-    summary["accepted_fraction"] = summary["accepted"] / summary["metamers"]
+    summary = acceptance_rates(acceptance)
     tables["acceptance_summary"] = summary
     criterion = acceptance["criterion"].iloc[0] if "criterion" in acceptance else ""
     return [
         Section(
             "Acceptance",
             text="A metamer is accepted when the generator gives it the reference's label and "
-            f"Spearman, Pearson and dB SNR to the reference all exceed the null ({criterion}).",
+            f"Spearman, Pearson and dB SNR to the reference all exceed the null ({criterion}). "
+            "n: the number of metamers (one per stimulus) behind each rate.",
             tables=[summary],
         )
     ]
+
+
+def acceptance_rates(acceptance: pd.DataFrame) -> pd.DataFrame:
+    """Per generator and layer: ``n`` metamers, how many were accepted, and each test's rate.
+
+    Parameters
+    ----------
+    acceptance
+        One row per metamer: ``model``, ``generation_layer``, ``accepted``,
+        ``label_match`` and ``{metric}_pass`` for each of :data:`METRICS`.
+    """
+    passes = [f"{m}_pass" for m in METRICS if f"{m}_pass" in acceptance]
+    summary = (
+        acceptance.groupby(["model", "generation_layer"], sort=False)
+        .agg(
+            n=("accepted", "size"),
+            accepted=("accepted", "sum"),
+            label_match=("label_match", "mean"),
+            **{p: (p, "mean") for p in passes},
+        )
+        .reset_index()
+    )
+    summary.insert(4, "accepted_fraction", summary["accepted"] / summary["n"])
+    return summary
 
 
 def _evaluation_section(
@@ -274,58 +308,138 @@ def _evaluation_section(
     sections = []
     recognition = _read_tables(store, evaluated, "recognition_summary")
     if not recognition.empty:
+        items = _read_tables(store, evaluated, "recognition")
+        recognition = with_counts(recognition, items, RECOGNITION_KEYS, RECOGNITION_COUNTS)
         tables["recognition_summary"] = recognition
-        tables["recognition"] = _read_tables(store, evaluated, "recognition")
-        frame = recognition.assign(row=recognition["generator"] + " / " + recognition["layer"])
-        measures = ["agrees_with_reference", "correct_vs_label", "correct_vs_generator"]
-        shown = [m for m in measures if frame[f"{m}_mean"].notna().any()]
-        section = Section(
-            "Recognisability",
-            text="Fraction of metamers each observer classifies like the reference "
-            "(bootstrap 95% CIs over stimuli).",
-        )
-        for measure in shown:
-            section.figures.append(
-                figures.heatmap_with_ci(
-                    frame,
-                    row="row",
-                    column="observer",
-                    value=f"{measure}_mean",
-                    low=f"{measure}_ci_low",
-                    high=f"{measure}_ci_high",
-                    title=measure.replace("_", " "),
-                    row_label="generator / layer",
-                )
-            )
-        sections.append(section)
+        tables["recognition"] = items
+        sections.append(recognition_section(recognition))
     representation = _read_tables(store, evaluated, "representation_summary")
     if not representation.empty:
+        items = _read_tables(store, evaluated, "representation")
+        representation = with_counts(representation, items, REPRESENTATION_KEYS, {"n": "passed"})
         tables["representation_summary"] = representation
-        tables["representation"] = _read_tables(store, evaluated, "representation")
-        frame = representation.assign(
-            row=representation["generator"] + " / " + representation["layer"],
-            column=representation["observer"] + " / " + representation["observer_layer"],
-        )
-        sections.append(
-            Section(
-                "Representation test",
-                text="Fraction of metamers whose representation in each observer layer is "
-                "closer to the reference's than any natural pair of that layer's null "
-                "(bootstrap 95% CIs).",
-                figures=[
-                    figures.heatmap_with_ci(
-                        frame,
-                        row="row",
-                        column="column",
-                        value="pass_fraction",
-                        title="metameric for the observer layer",
-                        row_label="generator / layer",
-                        column_label="observer / layer",
-                    )
-                ],
+        tables["representation"] = items
+        sections.append(representation_section(representation))
+    return sections
+
+
+RECOGNITION_MEASURES = ["agrees_with_reference", "correct_vs_label", "correct_vs_generator"]
+RECOGNITION_KEYS = ["generator", "layer", "observer"]
+RECOGNITION_COUNTS = {f"{m}_n": m for m in RECOGNITION_MEASURES}
+REPRESENTATION_KEYS = ["generator", "layer", "observer", "observer_layer"]
+REPRESENTATION_VALUES = ["n", "pass_fraction", "ci_low", "ci_high", "chance", "p_value"]
+
+
+def with_counts(
+    summary: pd.DataFrame, items: pd.DataFrame, keys: list[str], counts: dict[str, str]
+) -> pd.DataFrame:
+    """``summary`` with each count column it lacks computed from the per-item table.
+
+    Parameters
+    ----------
+    summary
+        One row per ``keys`` combination.
+    items
+        The per-item table the summary was made from (one row per stimulus).
+    keys
+        The summary's grouping columns.
+    counts
+        Count column → the item column whose non-missing values it counts
+        (``{"n": "passed"}``); columns already in ``summary`` are kept as they are.
+    """
+    summary = summary.copy()
+    for count, source in counts.items():
+        if count in summary or source not in items or not set(keys) <= set(items):
+            continue
+        counted = items.groupby(keys, sort=False)[source].count().rename(count).reset_index()
+        summary = summary.merge(counted, on=keys, how="left")
+    return summary
+
+
+def recognition_section(summary: pd.DataFrame) -> Section:
+    """The recognisability section: a heat map per measure and the rates as a table.
+
+    Parameters
+    ----------
+    summary
+        :func:`metamers.evaluation.summarize_recognition`'s table: per generator ×
+        layer × observer, ``{measure}_mean``, ``_ci_low``, ``_ci_high`` and ``_n``.
+    """
+    frame = summary.assign(row=summary["generator"] + " / " + summary["layer"])
+    shown = [
+        m for m in RECOGNITION_MEASURES if f"{m}_mean" in frame and frame[f"{m}_mean"].notna().any()
+    ]
+    section = Section(
+        "Recognisability",
+        text="Fraction of metamers each observer classifies like the reference "
+        "(bootstrap 95% CIs over stimuli; n: the number of stimuli behind each value).",
+        tables=[recognition_rates(summary, shown)],
+    )
+    for measure in shown:
+        section.figures.append(
+            figures.heatmap_with_ci(
+                frame,
+                row="row",
+                column="observer",
+                value=f"{measure}_mean",
+                low=f"{measure}_ci_low",
+                high=f"{measure}_ci_high",
+                n=f"{measure}_n",
+                title=measure.replace("_", " "),
+                row_label="generator / layer",
             )
         )
-    return sections
+    return section
+
+
+def recognition_rates(summary: pd.DataFrame, measures: list[str]) -> pd.DataFrame:
+    """The recognition summary in long form: one row per cell and measure, with its ``n``."""
+    columns = {"n": "n", "mean": "mean", "ci_low": "ci_low", "ci_high": "ci_high"}
+    parts = []
+    for measure in measures:
+        part = summary[RECOGNITION_KEYS].assign(measure=measure)
+        for name in columns:
+            source = f"{measure}_{name}"
+            part[name] = summary[source] if source in summary else np.nan
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=[*RECOGNITION_KEYS, "measure", *columns])
+    return pd.concat(parts, ignore_index=True)
+
+
+def representation_section(summary: pd.DataFrame) -> Section:
+    """The representation-test section: a heat map of pass fractions and their table.
+
+    Parameters
+    ----------
+    summary
+        :func:`metamers.evaluation.summarize_representation`'s table: per generator ×
+        layer × observer × observer layer, ``pass_fraction``, ``ci_low``, ``ci_high``,
+        ``n`` and ``p_value``.
+    """
+    frame = summary.assign(
+        row=summary["generator"] + " / " + summary["layer"],
+        column=summary["observer"] + " / " + summary["observer_layer"],
+    )
+    shown = [c for c in [*REPRESENTATION_KEYS, *REPRESENTATION_VALUES] if c in summary]
+    return Section(
+        "Representation test",
+        text="Fraction of metamers whose representation in each observer layer is "
+        "closer to the reference's than any natural pair of that layer's null "
+        "(bootstrap 95% CIs; n: the number of stimuli behind each value).",
+        figures=[
+            figures.heatmap_with_ci(
+                frame,
+                row="row",
+                column="column",
+                value="pass_fraction",
+                title="metameric for the observer layer",
+                row_label="generator / layer",
+                column_label="observer / layer",
+            )
+        ],
+        tables=[summary[shown]],
+    )
 
 
 def _compare_section(
@@ -344,7 +458,9 @@ def _compare_section(
         labels = [" ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in matrix.index]
         flat = pd.DataFrame(matrix.to_numpy(dtype=float), index=labels, columns=labels)
         tables[f"similarity_{method}"] = flat.reset_index(names="layer")
-        section.figures.append(figures.similarity_matrix(flat, title=method.upper()))
+        n = len(record.settings.get("stimuli", {}).get("ids", []))
+        title = method.upper() + (f" (n={n} stimuli)" if n else "")
+        section.figures.append(figures.similarity_matrix(flat, title=title))
     return [section]
 
 
