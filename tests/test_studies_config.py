@@ -98,3 +98,30 @@ def test_with_updates_validates_and_digest_ignores_executor(tmp_path):
     assert study.with_updates(seed=1).digest() != study.digest()
     with pytest.raises(ConfigError, match="executor.kind"):
         study.with_updates(**{"executor.kind": "nope"})
+
+
+def test_unknown_synthesis_key_is_refused_in_one_line(tmp_path):
+    study = tiny_study(tmp_path)
+    study["synthesis"]["max_stpes"] = 20
+    message = _error(tmp_path, study)
+    assert message.startswith("study.yaml: synthesis.max_stpes: unknown key")
+    assert "did you mean max_steps?" in message
+
+
+def test_synthesis_preset_and_values_are_checked_against_the_settings(tmp_path):
+    study = tiny_study(tmp_path)
+    study["synthesis"]["preset"] = "fastest"
+    assert "synthesis.preset: unknown preset 'fastest'" in _error(tmp_path, study)
+    study = tiny_study(tmp_path)
+    study["synthesis"]["lr"] = -1.0
+    message = _error(tmp_path, study)
+    assert message.startswith("study.yaml: synthesis.lr: ")
+    assert "got -1.0" in message
+
+
+def test_synthesis_resolves_to_the_real_settings(tmp_path):
+    from metamers.synthesis.settings import get_preset
+
+    study = load_study(write_study(tmp_path, tiny_study(tmp_path)))
+    expected = get_preset("fast", max_steps=20, lr=0.05).model_dump(mode="json")
+    assert study.synthesis.resolved() == expected

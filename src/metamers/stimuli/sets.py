@@ -2,6 +2,12 @@
 
 A *spec* names a set: ``bundled:photos``, a folder (optionally with one
 sub-folder per class), a single file, or a comma-separated list of files.
+
+The built-in ``bundled:`` sets (``photos`` from :mod:`metamers.stimuli.bundled`,
+``mnist`` from :mod:`metamers.stimuli.mnist`) are registered when this module
+is imported, before any of yours (:func:`register_bundled`), which cannot take
+their names. Those modules supply records and loaders and do not import this
+one.
 """
 
 from __future__ import annotations
@@ -10,12 +16,15 @@ import hashlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from metamers.errors import StimulusError
+from metamers.stimuli.bundled import load_packaged, photo_records
 from metamers.stimuli.images import IMAGE_SUFFIXES, fit_image, load_image
+from metamers.stimuli.mnist import held_out_records, load_digit
 
 
 @dataclass(frozen=True)
@@ -139,23 +148,62 @@ class StimulusSet(Sequence[Stimulus]):
 
 
 BundledFactory = Callable[[], StimulusSet]
-_BUNDLED: dict[str, BundledFactory] = {}
+"""A callable that returns a bundled :class:`StimulusSet` (called on each resolve)."""
+
+
+def _by_source(load: Callable[[str], torch.Tensor], stimulus: Stimulus) -> torch.Tensor:
+    return load(stimulus.source)
+
+
+def _records_set(
+    spec: str,
+    records: Callable[[], list[tuple[str, str, str | None, int | None]]],
+    load: Callable[[str], torch.Tensor],
+    label_space: str,
+) -> StimulusSet:
+    stimuli = [Stimulus(id=i, source=src, label=lab, target=t) for i, src, lab, t in records()]
+    return StimulusSet(
+        spec=spec, stimuli=stimuli, loader=partial(_by_source, load), label_space=label_space
+    )
+
+
+_BUILTIN_SETS: dict[str, BundledFactory] = {
+    "photos": partial(_records_set, "bundled:photos", photo_records, load_packaged, "imagenet"),
+    "mnist": partial(_records_set, "bundled:mnist", held_out_records, load_digit, "mnist"),
+}
+"""The built-in catalogue, registered when this module is imported (before any user set)."""
+_USER_SETS: dict[str, BundledFactory] = {}
 
 
 def register_bundled(name: str, factory: BundledFactory) -> None:
-    """Register a bundled stimulus set under ``bundled:NAME``."""
-    _BUNDLED[name] = factory
+    """Register a stimulus set of your own under ``bundled:NAME``.
+
+    The built-in sets (``photos``, ``mnist``) are registered first and cannot
+    be replaced: pick another name. Registering a name you registered before
+    replaces your earlier factory.
+
+    Parameters
+    ----------
+    name
+        The name after ``bundled:``.
+    factory
+        Called with no arguments on each resolve; returns the set.
+
+    Raises
+    ------
+    StimulusError
+        ``name`` is a built-in set's.
+    """
+    if name in _BUILTIN_SETS:
+        raise StimulusError(
+            f"bundled:{name} is a built-in stimulus set; register yours under another name"
+        )
+    _USER_SETS[name] = factory
 
 
 def bundled_names() -> list[str]:
-    """Names of the registered bundled stimulus sets."""
-    _ensure_builtin_sets()
-    return sorted(_BUNDLED)
-
-
-def _ensure_builtin_sets() -> None:
-    import metamers.stimuli.bundled
-    import metamers.stimuli.mnist  # noqa: F401  (registers bundled:mnist)
+    """Names of the bundled stimulus sets, built-in and your own."""
+    return sorted(_BUILTIN_SETS | _USER_SETS)
 
 
 def resolve_stimuli(spec: str, *, skip_bad: bool = False) -> StimulusSet:
@@ -175,13 +223,13 @@ def resolve_stimuli(spec: str, *, skip_bad: bool = False) -> StimulusSet:
     """
     spec = spec.strip()
     if spec.startswith("bundled:"):
-        _ensure_builtin_sets()
         name = spec.removeprefix("bundled:")
-        if name not in _BUNDLED:
+        factories = _BUILTIN_SETS | _USER_SETS
+        if name not in factories:
             raise StimulusError(
-                f"unknown bundled stimulus set {name!r}; available: {', '.join(sorted(_BUNDLED))}"
+                f"unknown bundled stimulus set {name!r}; available: {', '.join(sorted(factories))}"
             )
-        result = _BUNDLED[name]()
+        result = factories[name]()
     else:
         paths = [Path(p.strip()) for p in spec.split(",") if p.strip()]
         if len(paths) == 1 and paths[0].is_dir():

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from metamers.errors import ConfigError
+from metamers.synthesis.settings import PRESETS, SynthesisSettings, get_preset
 
 DEFAULT_OUTPUT_ROOT = Path("metamers-studies")
 
@@ -98,8 +99,8 @@ class SynthesisSection(_Section):
     """A synthesis preset plus overrides of its settings, given as sibling keys.
 
     ``synthesis: {preset: fast, steps: 300}`` uses the ``fast`` preset with
-    300 steps. Override keys are checked against the synthesis engine's
-    settings when the engine is installed.
+    300 steps. Override keys and values are checked against
+    :class:`~metamers.synthesis.settings.SynthesisSettings`.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -108,18 +109,15 @@ class SynthesisSection(_Section):
 
     @model_validator(mode="after")
     def _known_overrides(self) -> SynthesisSection:
-        engine = _synthesis_engine()
-        if engine is None:
-            return self
-        if self.preset not in engine.PRESETS:
-            raise _KeyProblem("preset", f"unknown preset {self.preset!r}", sorted(engine.PRESETS))
-        known = sorted(engine.SynthesisSettings.model_fields)
+        if self.preset not in PRESETS:
+            raise _KeyProblem("preset", f"unknown preset {self.preset!r}", sorted(PRESETS))
+        known = sorted(SynthesisSettings.model_fields)
         for key in self.overrides:
             if key not in known:
                 raise _KeyProblem(key, "unknown key", [*known, "preset"])
-        values = engine.PRESETS[self.preset].model_dump() | self.overrides
+        values = PRESETS[self.preset].model_dump() | self.overrides
         try:
-            engine.SynthesisSettings(**values)
+            SynthesisSettings(**values)
         except ValidationError as exc:
             error = exc.errors()[0]
             key = ".".join(str(p) for p in error["loc"]) or "preset"
@@ -134,10 +132,7 @@ class SynthesisSection(_Section):
 
     def resolved(self) -> dict[str, Any]:
         """Every synthesis setting (preset plus overrides), as JSON-ready values."""
-        engine = _synthesis_engine()
-        if engine is None:
-            raise ConfigError("the synthesis engine (metamers.synthesis) is not installed")
-        return engine.get_preset(self.preset, **self.overrides).model_dump(mode="json")
+        return get_preset(self.preset, **self.overrides).model_dump(mode="json")
 
 
 class NullSection(_Section):
@@ -248,16 +243,6 @@ class _KeyProblem(ValueError):
         self.problem = problem
         self.known = known
         super().__init__(f"{key}: {problem}")
-
-
-def _synthesis_engine():
-    """``metamers.synthesis`` (presets and settings), or ``None`` before it is installed."""
-    try:
-        from metamers import synthesis
-    except ImportError:
-        return None
-    needed = ("PRESETS", "SynthesisSettings", "get_preset")
-    return synthesis if all(hasattr(synthesis, name) for name in needed) else None
 
 
 def load_study(path: str | Path) -> StudyConfig:

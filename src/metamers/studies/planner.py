@@ -5,8 +5,7 @@ inputs. Changing one setting therefore changes the keys of exactly the tasks
 that use it and of everything downstream of them; every other key, and so
 every other finished result, stays valid.
 
-Graph (kinds whose library function does not exist yet are left out, with a
-note in :attr:`Plan.notes`)::
+Graph::
 
     features[model]            reference features (for RSA/CKA)
     null[model]                null distribution per model (generators and observers)
@@ -27,7 +26,7 @@ from typing import Any
 
 from metamers.stimuli import StimulusSet, resolve_stimuli
 from metamers.studies.config import ModelSpec, StudyConfig
-from metamers.studies.tasks import KINDS, PENDING_KINDS, kind_available
+from metamers.studies.tasks import KINDS
 
 # Bump when a kind's outputs change meaning, so that old results are recomputed.
 KIND_VERSIONS: dict[str, int] = {
@@ -183,18 +182,8 @@ def stimulus_settings(stimuli: StimulusSet) -> dict[str, Any]:
     return {"spec": stimuli.spec, "ids": stimuli.ids, "fingerprint": stimuli.fingerprint()}
 
 
-def _usable(plan: Plan, kind: str, wanted: bool, why: str = "") -> bool:
-    if not wanted:
-        return False
-    if kind_available(kind):
-        return True
-    what = PENDING_KINDS.get(kind, KINDS[kind].description if kind in KINDS else kind)
-    plan.notes.append(f"{kind}: {what} not available yet; left out{why}")
-    return False
-
-
 def _plan_features(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> dict[str, str]:
-    if not _usable(plan, "features", study.evaluation.features):
+    if not study.evaluation.features:
         return {}
     keys = {}
     for spec in study.models.all:
@@ -209,7 +198,7 @@ def _plan_features(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> dict
 
 
 def _plan_nulls(plan: Plan, study: StudyConfig) -> dict[str, str]:
-    if not _usable(plan, "null", study.null.enabled):
+    if not study.null.enabled:
         return {}
     pool = resolve_stimuli(study.null.stimuli)
     keys = {}
@@ -229,8 +218,6 @@ def _plan_generation(
     plan: Plan, study: StudyConfig, stimuli: StimulusSet
 ) -> list[tuple[ModelSpec, str]]:
     """Generation tasks as ``(generator, key)``."""
-    if not _usable(plan, "generate", True):
-        return []
     synthesis = study.synthesis.resolved()
     size = study.stimuli.chunk
     chunks = [stimuli[i : i + size] for i in range(0, len(stimuli), size)]
@@ -256,8 +243,6 @@ def _plan_validation(
 ) -> list[str]:
     if not generated or not nulls:
         return []
-    if not _usable(plan, "validate", True):
-        return []
     keys = []
     for spec, key in generated:
         label = plan.tasks[key].label.replace("generate", "validate", 1)
@@ -278,7 +263,7 @@ def _plan_evaluation(
     wanted = bool(study.models.observers) and (
         evaluation.recognisability or evaluation.representation_test or evaluation.transfer
     )
-    if not _usable(plan, "evaluate", wanted) or not generated:
+    if not wanted or not generated:
         return []
     keys = []
     for observer in study.models.observers:
@@ -300,7 +285,7 @@ def _plan_evaluation(
 
 
 def _plan_compare(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> list[str]:
-    if not _usable(plan, "compare", bool(study.evaluation.similarity)):
+    if not study.evaluation.similarity:
         return []
     models = {
         spec.display: {"model": spec.load_settings(), "layers": list(spec.layers)}

@@ -5,15 +5,11 @@ with outputs written into a scratch folder, and returns a
 :class:`TaskOutcome` holding a JSON summary and the output files as bytes.
 Workers never write into the study folder: the driver is its only writer
 (see :mod:`metamers.studies.store`).
-
-Kinds whose library function does not exist yet are listed in
-:data:`PENDING_KINDS` and left out of plans with a "not available yet" note.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import math
 import os
 import shutil
@@ -110,25 +106,13 @@ class TaskContext:
 
 @dataclass(frozen=True)
 class TaskKind:
-    """A kind of task: the library function it calls and the runner that calls it."""
+    """A kind of task: the runner that calls its library function, and how to describe it."""
 
     name: str
-    function: str
     runner: Callable[[TaskContext], dict[str, Any]]
     description: str
     estimate: Callable[[dict[str, Any]], tuple[int, float]] = lambda settings: (0, 1.0)
     """``estimate(settings) -> (optimisation steps, CPU seconds)``, rough, for ``--dry-run``."""
-
-
-# What each kind waits for; the planner leaves a kind out with this note when its
-# library function cannot be imported.
-PENDING_KINDS: dict[str, str] = {
-    "null": "null distributions (metamers.null.compute_null)",
-    "generate": "metamer generation (metamers.synthesis.generate_metamers)",
-    "validate": "validation against the null (metamers.null.validate_results)",
-    "evaluate": "cross-model evaluation (metamers.evaluation.transfer.evaluate_transfer)",
-    "compare": "RSA/CKA model comparison (metamers.evaluation.compare.compare_models)",
-}
 
 
 def load_stimulus_set(settings: dict[str, Any]) -> StimulusSet:
@@ -360,63 +344,41 @@ MIN_SCALE = 0.05  # small models do not get cheaper than this per step (overhead
 KINDS: dict[str, TaskKind] = {
     "features": TaskKind(
         name="features",
-        function="metamers.extraction:save_features",
         runner=_run_features,
         description="features of the reference stimuli at each model's layers",
         estimate=lambda s: (0, 2.0 + 0.05 * len(s["stimuli"]["ids"])),
     ),
     "null": TaskKind(
         name="null",
-        function="metamers.null:compute_null",
         runner=_run_null,
         description="null distribution of a model at its layers",
         estimate=lambda s: (0, 5.0 + 0.02 * s["pairs"]),
     ),
     "generate": TaskKind(
         name="generate",
-        function="metamers.synthesis:generate_metamers",
         runner=_run_generate,
         description="metamers of a chunk of stimuli at one layer",
         estimate=_generate_estimate,
     ),
     "validate": TaskKind(
         name="validate",
-        function="metamers.null:validate_results",
         runner=_run_validate,
         description="acceptance of metamers against the generator's null",
         estimate=lambda s: (0, 3.0),
     ),
     "evaluate": TaskKind(
         name="evaluate",
-        function="metamers.evaluation.transfer:evaluate_transfer",
         runner=_run_evaluate,
         description="recognisability and representation test by one observer",
         estimate=lambda s: (0, 10.0),
     ),
     "compare": TaskKind(
         name="compare",
-        function="metamers.evaluation.compare:compare_models",
         runner=_run_compare,
         description="RSA/CKA matrix of every model's layers on the reference stimuli",
         estimate=lambda s: (0, 5.0 * len(s["models"])),
     ),
 }
-
-
-def function_available(path: str) -> bool:
-    """Whether ``module:attribute`` can be imported."""
-    module_name, _, attribute = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return False
-    return hasattr(module, attribute)
-
-
-def kind_available(kind: str) -> bool:
-    """Whether a task kind is registered and its library function exists."""
-    entry = KINDS.get(kind)
-    return entry is not None and function_available(entry.function)
 
 
 def run_task(spec: TaskSpec) -> TaskOutcome:

