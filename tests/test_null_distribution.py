@@ -1,4 +1,5 @@
-"""Null distributions: pairs of different stimuli, counts, warnings, caching, bad input."""
+"""Null distributions: pairs of different stimuli, counts, warnings, caching, save/load,
+the published pairing and zero test, bad input."""
 
 import os
 import warnings
@@ -18,6 +19,7 @@ from metamers.null import (
     default_cache_dir,
 )
 from metamers.null.cache import save_arrays
+from metamers.null.distribution import _pair_schedule, _source_schedule
 from metamers.stimuli import resolve_stimuli
 from null_fixtures import split_model
 
@@ -107,7 +109,7 @@ def test_cache_layer_order_is_kept(model, photos, tmp_path):
 
 @pytest.mark.parametrize(
     "change",
-    ["pairs", "seed", "layers", "augmentation", "stimuli", "weights", "batch"],
+    ["pairs", "seed", "layers", "augmentation", "stimuli", "weights", "batch", "pairing", "zero"],
 )
 def test_cache_miss_when_any_key_part_changes(photos, tmp_path, change):
     model = split_model()
@@ -128,6 +130,10 @@ def test_cache_miss_when_any_key_part_changes(photos, tmp_path, change):
         model = split_model(seed=1)
     elif change == "batch":
         base["batch_size"] = 16
+    elif change == "pairing":
+        base["pairs_per_view"] = 1
+    elif change == "zero":
+        base["zero_test"] = "sum"
     changed = quiet_null(model, layers, pool, cache_dir=tmp_path, **base)
     assert not changed.from_cache and changed.path != reference.path
     assert len(list(tmp_path.glob("*.npz"))) == 2
@@ -182,6 +188,10 @@ def test_bad_inputs_give_clear_errors(model, photos, tmp_path):
         compute_null(model, ["left.9"], photos, 10, cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="at least 1"):
         compute_null(model, [LAYER], photos, 0, cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="zero_test must be one of"):
+        compute_null(model, [LAYER], photos, 10, zero_test="mean", cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="pairs_per_view must be at least 1"):
+        compute_null(model, [LAYER], photos, 10, pairs_per_view=0, cache_dir=tmp_path)
     null = quiet_null(model, [LAYER], photos, 10, use_cache=False)
     with pytest.raises(LayerError, match="covers layers"):
         null.column("logits", "pearson")
@@ -192,3 +202,132 @@ def test_two_stimuli_suffice(model, photos):
     null = quiet_null(model, [LAYER], photos.limit(2), 10, batch_size=2, use_cache=False)
     assert null.n_distinct_pairs == 1 and np.all(null.first != null.second)
     assert torch.get_num_threads() >= 1
+
+
+def test_save_and_load_round_trip(model, photos, tmp_path):
+    null = quiet_null(model, [LAYER, "logits"], photos, 50, seed=2, use_cache=False)
+    path = null.save(tmp_path / "deep" / "null.npz")
+    assert path == tmp_path / "deep" / "null.npz"
+    assert [p.name for p in path.parent.iterdir()] == ["null.npz"]  # atomic: no temp left
+    loaded = NullDistribution.load(path)
+    assert loaded.path == path and loaded.from_cache and not null.from_cache
+    for name in (
+        "model",
+        "model_fingerprint",
+        "layers",
+        "stimulus_ids",
+        "stimuli_spec",
+        "stimuli_fingerprint",
+        "augmentation",
+        "seed",
+        "n_views",
+        "pairs_per_view",
+        "zero_test",
+        "key",
+    ):
+        assert getattr(loaded, name) == getattr(null, name), name
+    for name in ("first", "second", "first_view", "second_view"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(null, name))
+    for metric in null.metrics:
+        np.testing.assert_array_equal(loaded.values[metric], null.values[metric])
+    assert loaded.describe() == null.describe()
+    # self-describing without this package: plain arrays and JSON metadata, no pickles
+    with np.load(path, allow_pickle=False) as data:
+        assert {"meta", "first", "second", "values_spearman"} <= set(data.files)
+        assert '"zero_test": "all"' in str(data["meta"])
+
+
+def test_cache_file_is_a_saved_null(model, photos, tmp_path):
+    null = quiet_null(model, [LAYER], photos, 30, cache_dir=tmp_path)
+    loaded = NullDistribution.load(null.path)
+    np.testing.assert_array_equal(loaded.values["pearson"], null.values["pearson"])
+    assert loaded.key == null.key and loaded.key["zero_test"] == "all"
+    # and a saved null placed in the cache under its key is a cache hit
+    null.path.unlink()
+    null.save(null.path)
+    assert quiet_null(model, [LAYER], photos, 30, cache_dir=tmp_path).from_cache
+
+
+def test_load_refuses_bad_files_in_one_line(model, photos, tmp_path):
+    with pytest.raises(NullCacheError, match="no null file at"):
+        NullDistribution.load(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an npz file")
+    with pytest.raises(NullCacheError, match="corrupt null file") as info:
+        NullDistribution.load(bad)
+    assert "\n" not in str(info.value)
+    null = quiet_null(model, [LAYER], photos, 20, use_cache=False)
+    null.second = null.first.copy()  # every pair joins a stimulus with itself
+    null.save(bad)
+    with pytest.raises(NullCacheError, match="corrupt null file .* with itself"):
+        NullDistribution.load(bad)
+    np.savez(bad, meta=np.array("[1, 2]"))
+    with pytest.raises(NullCacheError, match="corrupt null file .* not a JSON object"):
+        NullDistribution.load(bad)
+    np.savez(bad, meta=np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(NullCacheError, match="corrupt null file"):
+        NullDistribution.load(bad)  # pickled content is never unpickled
+
+
+def test_load_refuses_another_format_version(model, photos, tmp_path, monkeypatch):
+    null = quiet_null(model, [LAYER], photos, 20, use_cache=False)
+    monkeypatch.setattr("metamers.null.cache.FORMAT_VERSION", 1)
+    path = null.save(tmp_path / "old.npz")
+    monkeypatch.undo()
+    with pytest.raises(NullCacheError, match="stale null file .* format version 1, expected 2"):
+        NullDistribution.load(path)
+
+
+def test_published_pairing_uses_every_view_once(model, photos):
+    null = quiet_null(model, [LAYER], photos, 101, pairs_per_view=1, batch_size=15, use_cache=False)
+    assert null.n_pairs == 101 and null.n_views == 2 * null.n_pairs
+    views = np.concatenate([null.first_view, null.second_view])
+    assert np.unique(views).size == views.size == null.n_views  # no view reused
+    assert np.all(null.first != null.second)
+    assert null.pairs_per_view == 1 and "published pairing" in null.describe()
+    # balanced use of the pool: each stimulus in 202 / 18 ≈ 11 pairs
+    uses = np.bincount(np.concatenate([null.first, null.second]), minlength=18)
+    assert uses.max() - uses.min() <= 2
+
+
+def test_default_pairing_reuses_each_view_in_about_eight_pairs(model, photos):
+    null = quiet_null(model, [LAYER], photos, 512, use_cache=False)
+    assert null.pairs_per_view == 8 and "pairing" not in null.describe()
+    uses = np.bincount(np.concatenate([null.first_view, null.second_view]))
+    assert null.n_views == 128 and uses.size == 128
+    assert uses.mean() == 8 and uses.min() >= 1 and uses.max() > 8
+    assert np.all(null.first_view != null.second_view)
+
+
+def test_published_pairing_with_two_stimuli_and_odd_batches(model, photos):
+    pool = photos.limit(2)
+    null = quiet_null(model, [LAYER], pool, 7, pairs_per_view=1, batch_size=3, use_cache=False)
+    assert null.n_views == 14 and np.all(null.first != null.second)
+    assert np.unique(np.concatenate([null.first_view, null.second_view])).size == 14
+
+
+@pytest.mark.parametrize("pool", [2, 3, 18])
+def test_pair_schedule_joins_different_stimuli_and_uses_each_draw_once(pool):
+    draws: list[int] = []
+
+    def recorded():
+        for s in _source_schedule(np.random.default_rng(0), pool):
+            draws.append(s)
+            yield s
+
+    pairs = _pair_schedule(recorded())
+    chosen = np.array([next(pairs) for _ in range(500)])
+    assert np.all(chosen[:, 0] != chosen[:, 1])
+    used = np.bincount(chosen.ravel(), minlength=pool)
+    drawn = np.bincount(draws, minlength=pool)
+    assert np.all(drawn - used <= 1)  # at most one draw held back for the next pair
+
+
+def test_zero_test_is_recorded_and_described(model, photos, tmp_path):
+    null = quiet_null(model, [LAYER], photos, 20, zero_test="sum", cache_dir=tmp_path)
+    assert null.zero_test == "sum" and null.key["zero_test"] == "sum"
+    assert "zero test 'sum'" in null.describe()
+    assert NullDistribution.load(null.path).zero_test == "sum"
+    # post-ReLU activations: the two zero tests agree
+    plain = quiet_null(model, [LAYER], photos, 20, use_cache=False)
+    np.testing.assert_array_equal(plain.values["spearman"], null.values["spearman"])

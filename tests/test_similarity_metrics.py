@@ -1,4 +1,4 @@
-"""Row-wise similarity metrics: agreement with scipy, invariances, the all-zero rule."""
+"""Row-wise similarity metrics: agreement with scipy, invariances, the zero rule and its tests."""
 
 import numpy as np
 import pytest
@@ -14,6 +14,7 @@ from metamers.similarity.metrics import (
     similarities,
     snr_db,
     spearman,
+    zero_rows,
 )
 
 
@@ -105,3 +106,51 @@ def test_shape_mismatch_is_refused():
         pearson(torch.rand(3, 4), torch.rand(3, 5))
     with pytest.raises(ValueError, match="unknown metric"):
         similarities(torch.rand(2, 3), torch.rand(2, 3), ("euclid",))
+
+
+def _signed_cancelling():
+    """Row 0 sums to exactly 0 but is not all zero (a signed layer); row 1 is ordinary."""
+    a = torch.tensor([[1.0, -1.0, 2.0, -2.0, 0.5, -0.5], [0.3, 0.1, 0.4, 0.1, 0.5, 0.9]])
+    b = torch.tensor([[2.0, -1.0, 3.0, -2.0, 1.0, -1.0], [0.2, 0.7, 0.1, 0.8, 0.2, 0.8]])
+    return a, b
+
+
+def test_zero_test_sum_is_the_published_rule():
+    a, b = _signed_cancelling()
+    assert zero_rows(a, "sum").tolist() == [True, False]
+    assert zero_rows(a, "all").tolist() == [False, False]
+    published = similarities(a, b, ("spearman", "pearson", "snr_db", "cosine"), zero_test="sum")
+    ours = similarities(a, b, ("spearman", "pearson", "snr_db", "cosine"))
+    for name in published:
+        assert published[name][0] == 0, name  # the cancelling row scores 0 …
+        assert ours[name][0] != 0, name  # … only under the published test
+        assert published[name][1] == ours[name][1], name  # other rows are unaffected
+    assert ours["pearson"][0] > 0.9  # a perfectly ordinary, highly similar pair
+    # the second member's sum counts too
+    assert similarities(b, a, ("pearson",), zero_test="sum")["pearson"][0] == 0
+
+
+def test_indexed_similarities_honour_the_zero_test():
+    a, b = _signed_cancelling()
+    rows = torch.cat([a, b])
+    first, second = torch.tensor([0, 1, 2]), torch.tensor([2, 3, 1])
+    for zero_test in ("all", "sum"):
+        batched = indexed_similarities(rows, first, second, zero_test=zero_test)
+        direct = similarities(rows[first], rows[second], zero_test=zero_test)
+        for name, value in batched.items():
+            np.testing.assert_allclose(value.numpy(), direct[name].numpy(), atol=1e-9)
+        assert (batched["pearson"][0] == 0) == (zero_test == "sum")
+
+
+def test_unknown_zero_test_is_refused_in_one_line():
+    a, b = _signed_cancelling()
+    for call in (
+        lambda: similarities(a, b, zero_test="any"),
+        lambda: indexed_similarities(a, torch.tensor([0]), torch.tensor([1]), zero_test="any"),
+        lambda: snr_db(a, b, zero_test="any"),
+        lambda: zero_rows(a, "any"),
+    ):
+        with pytest.raises(
+            ValueError, match=r"^unknown zero test 'any'; use one of \('all', 'sum'\)$"
+        ):
+            call()

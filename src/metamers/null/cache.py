@@ -1,10 +1,18 @@
-"""On-disk cache of null distributions: one atomic ``.npz`` per key.
+"""On-disk files of null distributions: one atomic, self-describing ``.npz`` each.
 
-The key is everything the values depend on: model fingerprint (weights and
-input contract), layer set, stimulus-set fingerprint, augmentation, number of
-pairs, seed and sampling settings. The file name carries a hash of the key
-*without* the format version, so a file written by an older format is found,
-recognised as stale and recomputed (or refused) instead of silently ignored.
+:meth:`NullDistribution.save <metamers.null.distribution.NullDistribution.save>`
+and :meth:`~metamers.null.distribution.NullDistribution.load` write and read
+them (the cache uses the same code): a JSON ``meta`` entry (model, weights
+fingerprint, layers, stimulus ids and fingerprint, augmentation, seed, sizes,
+pairing, zero test, cache key, format version) and plain numeric arrays, read
+with ``allow_pickle=False``.
+
+The cache key is everything the values depend on: model fingerprint (weights
+and input contract), layer set, stimulus-set fingerprint, augmentation, number
+of pairs, seed, sampling settings and zero test. The file name carries a hash
+of the key *without* the format version, so a file written by an older format
+under the same key is found, recognised as stale and recomputed (or refused)
+instead of silently ignored.
 """
 
 from __future__ import annotations
@@ -21,8 +29,12 @@ import numpy as np
 from metamers.errors import MetamersError
 from metamers.io import atomic_path
 
-FORMAT_VERSION = 1
-"""Bump when the stored arrays or the metric definitions change."""
+FORMAT_VERSION = 2
+"""Bump when the stored arrays or the metric definitions change.
+
+2: per-pair view indices (``first_view``, ``second_view``), ``pairs_per_view``
+and ``zero_test`` in the metadata; written by ``NullDistribution.save``.
+"""
 
 STALE_POLICIES = ("recompute", "raise")
 
@@ -65,26 +77,43 @@ def save_arrays(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         np.savez_compressed(handle, **payload, **arrays)
 
 
-def load_arrays(path: Path, key: dict) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read a cache file written by :func:`save_arrays` and check it against ``key``.
+def load_arrays(path: Path, what: str = "null file") -> tuple[dict, dict[str, np.ndarray]]:
+    """Read a file written by :func:`save_arrays` (``allow_pickle=False``) and check its format.
+
+    Parameters
+    ----------
+    path
+        The ``.npz`` file.
+    what
+        How errors name the file (``"null file"``, ``"null cache file"``).
+
+    Returns
+    -------
+    tuple
+        ``(meta, {name: array})``.
 
     Raises
     ------
     NullCacheError
-        The file cannot be read, was written by another format version, or
-        holds a different key (stale).
+        The file cannot be read (corrupt) or was written by another format
+        version (stale); one line.
     """
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             arrays = {name: data[name] for name in data.files if name != "meta"}
+        if not isinstance(meta, dict):
+            raise ValueError("its metadata is not a JSON object")
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise NullCacheError(f"corrupt null cache file {path}: {exc}") from exc
+        raise NullCacheError(f"corrupt {what} {path}: {one_line(exc)}") from exc
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise NullCacheError(
-            f"stale null cache file {path}: format version {version}, expected {FORMAT_VERSION}"
+            f"stale {what} {path}: format version {version}, expected {FORMAT_VERSION}"
         )
-    if meta.get("key") != key:
-        raise NullCacheError(f"stale null cache file {path}: it was computed for another key")
     return meta, arrays
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (whitespace runs collapsed)."""
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -4,12 +4,17 @@ A null answers "how similar are a model's activations for two unrelated
 natural stimuli?". Each pair holds augmented views (random resized crop,
 flip, colour jitter) of two different source stimuli — never two crops of
 one photo. Views are run through the model in batches (one forward per view,
-stopping at the deepest requested layer, all layers in one pass), and pairs
-are formed among the views of a batch, each view serving in several pairs.
+stopping at the deepest requested layer, all layers in one pass). By default
+pairs are formed among the views of a batch, each view serving in about
+``pairs_per_view`` = 8 pairs; ``pairs_per_view=1`` is the published pairing,
+each pair two fresh views used in no other pair.
 
 The maximum of a null grows with its number of pairs, so every criterion
 built from it reports that number, and the number of distinct stimuli and
 stimulus pairs it rests on.
+
+A null saves and loads itself (:meth:`NullDistribution.save`,
+:meth:`NullDistribution.load`); the cache is made of such files.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,14 +40,26 @@ from metamers.null.cache import (
     NullCacheWarning,
     cache_path,
     load_arrays,
+    one_line,
     resolve_cache_dir,
     save_arrays,
 )
-from metamers.similarity.metrics import SIMILARITY_METRICS, indexed_similarities
+from metamers.similarity.metrics import (
+    SIMILARITY_METRICS,
+    ZERO_TESTS,
+    check_zero_test,
+    indexed_similarities,
+)
 from metamers.stimuli import StimulusSet
 
 MIN_RECOMMENDED_STIMULI = 100
 """Below this many distinct source stimuli a null gets a :class:`SmallNullWarning`."""
+
+DEFAULT_PAIRS_PER_VIEW = 8
+"""Default number of pairs each augmented view serves in (1 = the published pairing)."""
+
+DEFAULT_ZERO_TEST = "all"
+"""Default zero test of the null's pairs (``"sum"`` = the published test)."""
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -77,10 +94,22 @@ class NullDistribution:
         Seed of the sampling.
     n_views
         Number of augmented views (forward passes) the pairs were formed from.
+    pairs_per_view
+        The pairing: ``1`` = every view in exactly one pair (published, ``n_views
+        = 2·n_pairs``); ``k > 1`` = pairs formed among the views of a batch, each
+        view in about ``k`` pairs (default 8).
+    zero_test
+        Which activations counted as zero, making their pair score 0: ``"all"``
+        (every element 0; default) or ``"sum"`` (the published ``sum == 0``).
+    first_view, second_view
+        ``(n_pairs,)`` indices (``0 … n_views−1``) of each pair's two views;
+        ``None`` for a null built by hand.
     path
-        Cache file, when cached.
+        The file this null was read from or written to (cache or :meth:`save`).
     from_cache
-        Whether this object was read from the cache.
+        Whether this object was read from a file rather than computed.
+    key
+        The cache key it was computed under (:func:`null_key`).
     """
 
     model: str
@@ -95,6 +124,10 @@ class NullDistribution:
     augmentation: dict
     seed: int
     n_views: int
+    pairs_per_view: int = DEFAULT_PAIRS_PER_VIEW
+    zero_test: str = DEFAULT_ZERO_TEST
+    first_view: np.ndarray | None = field(default=None, repr=False)
+    second_view: np.ndarray | None = field(default=None, repr=False)
     path: Path | None = None
     from_cache: bool = False
     key: dict = field(default_factory=dict, repr=False)
@@ -127,11 +160,92 @@ class NullDistribution:
         return tuple(self.values)
 
     def describe(self) -> str:
-        """One line: pairs, distinct stimuli and distinct stimulus pairs."""
-        return (
+        """One line: pairs, distinct stimuli and pairs, and any non-default setting."""
+        text = (
             f"null of {self.n_pairs} pairs ({self.n_views} augmented views) from "
             f"{self.n_stimuli} distinct stimuli, {self.n_distinct_pairs} distinct stimulus pairs"
         )
+        if self.pairs_per_view == 1:
+            text += ", published pairing (every view in one pair)"
+        elif self.pairs_per_view != DEFAULT_PAIRS_PER_VIEW:
+            text += f", pairs_per_view={self.pairs_per_view}"
+        if self.zero_test != DEFAULT_ZERO_TEST:
+            text += f", zero test {self.zero_test!r}"
+        return text
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write this null to ``path`` (a self-describing ``.npz``), atomically.
+
+        The file holds the values, the pairs' stimulus and view indices, and as
+        JSON metadata the model and its weights fingerprint, the layers, the
+        stimulus ids, spec and fingerprint, the augmentation, seed, sizes,
+        pairing, zero test and cache key. No pickles: read it with :meth:`load`
+        (or ``numpy.load(path, allow_pickle=False)``).
+
+        Parameters
+        ----------
+        path
+            Destination; its folder is created.
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
+        path = Path(path)
+        meta = {
+            "kind": "metamers null distribution",
+            "key": self.key,
+            "model": self.model,
+            "model_fingerprint": self.model_fingerprint,
+            "layers": list(self.layers),
+            "metrics": list(self.metrics),
+            "n_pairs": self.n_pairs,
+            "stimulus_ids": list(self.stimulus_ids),
+            "stimuli_spec": self.stimuli_spec,
+            "stimuli_fingerprint": self.stimuli_fingerprint,
+            "augmentation": self.augmentation,
+            "seed": int(self.seed),
+            "n_views": int(self.n_views),
+            "pairs_per_view": int(self.pairs_per_view),
+            "zero_test": self.zero_test,
+        }
+        arrays = {f"values_{m}": np.asarray(v, dtype=np.float64) for m, v in self.values.items()}
+        arrays["first"], arrays["second"] = self.first, self.second
+        if self.first_view is not None and self.second_view is not None:
+            arrays["first_view"], arrays["second_view"] = self.first_view, self.second_view
+        save_arrays(path, meta, arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> NullDistribution:
+        """Read a null written by :meth:`save` (or found in the cache).
+
+        Parameters
+        ----------
+        path
+            A ``.npz`` file written by :meth:`save`.
+
+        Returns
+        -------
+        NullDistribution
+            With ``path`` set and ``from_cache`` true. Check that it fits your
+            model (``model_fingerprint``) and layers (:meth:`check_layers`)
+            before using it.
+
+        Raises
+        ------
+        NullCacheError
+            The file is missing, unreadable, inconsistent (corrupt) or was
+            written by another format version (stale); one line.
+        """
+        return _load_null(Path(path), "null file")
+
+    def _with_layer_order(self, layers: Sequence[str]) -> None:
+        """Reorder the columns in place to ``layers`` (a permutation of ``self.layers``)."""
+        order = [self.layers.index(layer) for layer in layers]
+        self.values = {m: v[:, order] for m, v in self.values.items()}
+        self.layers = tuple(layers)
 
     def check_layers(self, layers: Sequence[str]) -> None:
         """Raise :class:`LayerError` unless the null covers every layer in ``layers``."""
@@ -215,6 +329,7 @@ def null_key(
     augmentation: Augmentation,
     batch_size: int,
     pairs_per_view: int,
+    zero_test: str = DEFAULT_ZERO_TEST,
 ) -> dict:
     """The cache key: everything the null's values depend on (JSON-normalised)."""
     key = {
@@ -227,6 +342,7 @@ def null_key(
         "seed": int(seed),
         "batch_size": int(batch_size),
         "pairs_per_view": int(pairs_per_view),
+        "zero_test": zero_test,
         "metrics": list(SIMILARITY_METRICS),
     }
     return json.loads(json.dumps(key))
@@ -241,7 +357,8 @@ def compute_null(
     seed: int = 0,
     augmentation: Augmentation | None = None,
     batch_size: int = 32,
-    pairs_per_view: int = 8,
+    pairs_per_view: int = DEFAULT_PAIRS_PER_VIEW,
+    zero_test: str = DEFAULT_ZERO_TEST,
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
     on_stale: str = "recompute",
@@ -264,10 +381,18 @@ def compute_null(
     augmentation
         Training-style augmentation (default :class:`Augmentation`; none for audio).
     batch_size
-        Views per forward pass; pairs are formed among the views of a batch.
+        Views per forward pass.
     pairs_per_view
-        Average number of pairs each view serves in (``batch_size·pairs_per_view/2``
-        pairs per batch, at most the number of valid pairs in the batch).
+        The pairing. ``1``: the published pairing — every pair is two fresh
+        views of two different stimuli, used in no other pair (``2·N`` views,
+        ``batch_size // 2`` pairs per batch). ``k > 1`` (default 8): pairs are
+        formed among the views of a batch, each view serving in ``k`` pairs on
+        average (``batch_size·k/2`` pairs per batch, at most the number of
+        valid pairs in the batch): ``k`` times fewer forwards, but pairs that
+        share a view are not independent.
+    zero_test
+        ``"all"`` (default): a pair scores 0 when either activation is all
+        zeros. ``"sum"``: when either sums to zero (the published test).
     cache_dir
         Cache folder (default ``$METAMERS_CACHE/null`` or ``~/.cache/metamers/null``).
     use_cache
@@ -291,12 +416,14 @@ def compute_null(
         A corrupt or stale cache file with ``on_stale="raise"``.
     """
     layers = list(dict.fromkeys(model.check_layers(layers)))
-    _check_arguments(stimuli, n_pairs, batch_size, pairs_per_view, on_stale)
+    _check_arguments(stimuli, n_pairs, batch_size, pairs_per_view, zero_test, on_stale)
     if augmentation is None:
         augmentation = Augmentation() if model.modality == "image" else Augmentation.none()
     if augmentation.enabled and model.modality != "image":
         raise ConfigError("augmentation is only defined for images; use Augmentation.none()")
-    key = null_key(model, layers, stimuli, n_pairs, seed, augmentation, batch_size, pairs_per_view)
+    key = null_key(
+        model, layers, stimuli, n_pairs, seed, augmentation, batch_size, pairs_per_view, zero_test
+    )
     path = cache_path(resolve_cache_dir(cache_dir), model.name, key) if use_cache else None
     null = _read_cache(path, key, layers, on_stale) if path is not None else None
     if null is None:
@@ -309,18 +436,23 @@ def compute_null(
             augmentation,
             batch_size,
             pairs_per_view,
+            zero_test,
             progress,
         )
         null.key = key
         if path is not None:
-            _write_cache(path, null)
-            null.path = path
+            null.path = null.save(path)
     _warn_if_small(null)
     return null
 
 
 def _check_arguments(
-    stimuli: StimulusSet, n_pairs: int, batch_size: int, pairs_per_view: int, on_stale: str
+    stimuli: StimulusSet,
+    n_pairs: int,
+    batch_size: int,
+    pairs_per_view: int,
+    zero_test: str,
+    on_stale: str,
 ) -> None:
     if len(stimuli) < 2:
         raise StimulusError(
@@ -333,6 +465,8 @@ def _check_arguments(
         raise ConfigError(f"null batch size must be at least 2, got {batch_size}")
     if pairs_per_view < 1:
         raise ConfigError(f"pairs_per_view must be at least 1, got {pairs_per_view}")
+    if zero_test not in ZERO_TESTS:
+        raise ConfigError(f"zero_test must be one of {ZERO_TESTS}, got {zero_test!r}")
     if on_stale not in STALE_POLICIES:
         raise ConfigError(f"on_stale must be one of {STALE_POLICIES}, got {on_stale!r}")
 
@@ -357,33 +491,42 @@ def _sample_null(
     augmentation: Augmentation,
     batch_size: int,
     pairs_per_view: int,
+    zero_test: str,
     progress: ProgressCallback | None,
 ) -> NullDistribution:
     loader = view_loader(model, stimuli, augmentation)
     root = np.random.SeedSequence(seed)
     sources = _source_schedule(np.random.default_rng(root.spawn(1)[0]), len(stimuli))
+    fresh = _pair_schedule(sources) if pairs_per_view == 1 else None
     per_batch = max(1, batch_size * pairs_per_view // 2)
     values = {m: np.empty((n_pairs, len(layers))) for m in SIMILARITY_METRICS}
     first = np.empty(n_pairs, dtype=np.int32)
     second = np.empty(n_pairs, dtype=np.int32)
+    first_view = np.empty(n_pairs, dtype=np.int32)
+    second_view = np.empty(n_pairs, dtype=np.int32)
     done, n_views, batch_index = 0, 0, 0
     while done < n_pairs:
         batch_seed = np.random.SeedSequence([seed, 1, batch_index])
         rng = np.random.default_rng(batch_seed)
-        source = _batch_sources(sources, batch_size, rng)
-        view_seeds = batch_seed.generate_state(batch_size, dtype=np.uint64) >> np.uint64(1)
+        if fresh is not None:
+            source, i, j = _fresh_pairs(fresh, min(batch_size // 2, n_pairs - done))
+        else:
+            source = _batch_sources(sources, batch_size, rng)
+            i, j = _pick_pairs(source, min(per_batch, n_pairs - done), rng)
+        view_seeds = batch_seed.generate_state(source.size, dtype=np.uint64) >> np.uint64(1)
         views = torch.stack([loader(int(s), int(v)) for s, v in zip(source, view_seeds)])
-        i, j = _pick_pairs(source, min(per_batch, n_pairs - done), rng)
         with torch.inference_mode():
             activations = model.activations(views.to(model.device), layers)
             ii, jj = torch.as_tensor(i), torch.as_tensor(j)
             for col, layer in enumerate(layers):
-                batch_values = indexed_similarities(activations[layer], ii, jj)
+                batch_values = indexed_similarities(activations[layer], ii, jj, zero_test=zero_test)
                 for metric, value in batch_values.items():
                     values[metric][done : done + len(i), col] = value.cpu().numpy()
         first[done : done + len(i)], second[done : done + len(i)] = source[i], source[j]
+        first_view[done : done + len(i)] = n_views + i
+        second_view[done : done + len(i)] = n_views + j
         done += len(i)
-        n_views += batch_size
+        n_views += source.size
         batch_index += 1
         if progress is not None:
             progress(done, n_pairs)
@@ -400,6 +543,10 @@ def _sample_null(
         augmentation=augmentation.as_dict(),
         seed=int(seed),
         n_views=n_views,
+        pairs_per_view=int(pairs_per_view),
+        zero_test=zero_test,
+        first_view=first_view,
+        second_view=second_view,
     )
 
 
@@ -457,6 +604,36 @@ def _batch_sources(sources: Iterator[int], batch_size: int, rng: np.random.Gener
     return source
 
 
+def _pair_schedule(sources: Iterator[int]) -> Iterator[tuple[int, int]]:
+    """Endless stream of pairs of two different stimuli, each draw of ``sources`` used once.
+
+    Consecutive draws form a pair; a draw equal to the pair's first member (only
+    possible across a permutation boundary) is held back for the next pair.
+    """
+    held: deque[int] = deque()
+    while True:
+        first = held.popleft() if held else next(sources)
+        for second in sources:
+            if second != first:
+                yield first, second
+                break
+            held.append(second)
+
+
+def _fresh_pairs(
+    pairs: Iterator[tuple[int, int]], n_pairs: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The published pairing for one batch: ``n_pairs`` pairs on ``2·n_pairs`` fresh views.
+
+    Returns the views' source stimuli ``(2·n_pairs,)`` and the pairs' view
+    indices ``i = 0, 2, 4, …`` and ``j = i + 1``: a perfect matching of the
+    batch's views, every view in exactly one pair, never two views of one stimulus.
+    """
+    source = np.array([next(pairs) for _ in range(n_pairs)], dtype=np.int64).reshape(-1)
+    i = np.arange(0, 2 * n_pairs, 2)
+    return source, i, i + 1
+
+
 def _pick_pairs(
     source: np.ndarray, n_wanted: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -474,8 +651,9 @@ def _read_cache(path: Path, key: dict, layers: list[str], on_stale: str) -> Null
     if not path.exists():
         return None
     try:
-        meta, arrays = load_arrays(path, key)
-        null = _null_from_arrays(meta, arrays, key, path)
+        null = _load_null(path, "null cache file")
+        if null.key != key:
+            raise NullCacheError(f"stale null cache file {path}: it was computed for another key")
     except NullCacheError as exc:
         if on_stale == "raise":
             raise NullCacheError(
@@ -483,55 +661,79 @@ def _read_cache(path: Path, key: dict, layers: list[str], on_stale: str) -> Null
             ) from exc
         warnings.warn(f"{exc}; recomputing", NullCacheWarning, stacklevel=3)
         return None
-    order = [null.layers.index(layer) for layer in layers]
-    null.values = {m: v[:, order] for m, v in null.values.items()}
-    null.layers = tuple(layers)
+    null._with_layer_order(layers)
+    return null
+
+
+def _load_null(path: Path, what: str) -> NullDistribution:
+    """Read and check a file written by :meth:`NullDistribution.save` (the one reader)."""
+    if not path.is_file():
+        raise NullCacheError(f"no {what} at {path}")
+    meta, arrays = load_arrays(path, what)
+    try:
+        null = _null_from_arrays(meta, arrays)
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise NullCacheError(f"corrupt {what} {path}: {one_line(exc)}") from exc
     null.path, null.from_cache = path, True
     return null
 
 
-def _null_from_arrays(
-    meta: dict, arrays: dict[str, np.ndarray], key: dict, path: Path
-) -> NullDistribution:
-    try:
-        values = {m: arrays[f"values_{m}"].astype(np.float64) for m in SIMILARITY_METRICS}
-        first, second = arrays["first"], arrays["second"]
-        shape = (key["n_pairs"], len(meta["layers"]))
-        if any(v.shape != shape for v in values.values()) or first.shape != (shape[0],):
-            raise ValueError(f"arrays do not have shape {shape}")
-        if sorted(meta["layers"]) != key["layers"] or np.any(first == second):
-            raise ValueError("layers or pairs inconsistent with the key")
-        return NullDistribution(
-            model=meta["model"],
-            model_fingerprint=meta["model_fingerprint"],
-            layers=tuple(meta["layers"]),
-            values=values,
-            first=first,
-            second=second,
-            stimulus_ids=tuple(meta["stimulus_ids"]),
-            stimuli_spec=meta["stimuli_spec"],
-            stimuli_fingerprint=meta["stimuli_fingerprint"],
-            augmentation=meta["augmentation"],
-            seed=int(meta["seed"]),
-            n_views=int(meta["n_views"]),
-            key=key,
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise NullCacheError(f"corrupt null cache file {path}: {exc}") from exc
+def _null_from_arrays(meta: dict, arrays: dict[str, np.ndarray]) -> NullDistribution:
+    """A :class:`NullDistribution` from a file's metadata and arrays, checked for consistency."""
+    layers = tuple(str(layer) for layer in meta["layers"])
+    n_pairs = int(meta["n_pairs"])
+    shape = (n_pairs, len(layers))
+    values = {m: arrays[f"values_{m}"] for m in meta["metrics"]}
+    first, second = arrays["first"], arrays["second"]
+    first_view, second_view = arrays.get("first_view"), arrays.get("second_view")
+    stimulus_ids = tuple(str(i) for i in meta["stimulus_ids"])
+    n_views = int(meta["n_views"])
+    pairs_per_view = int(meta["pairs_per_view"])
+    zero_test = check_zero_test(meta["zero_test"])
+    key = meta["key"]
+    if not layers or len(set(layers)) != len(layers):
+        raise ValueError(f"bad layer list {list(layers)}")
+    if any(v.shape != shape or v.dtype.kind != "f" for v in values.values()):
+        raise ValueError(f"value arrays are not float arrays of shape {shape}")
+    indices = [first, second] + ([first_view, second_view] if first_view is not None else [])
+    if any(a.shape != (n_pairs,) or a.dtype.kind not in "iu" for a in indices):
+        raise ValueError(f"index arrays are not integer arrays of shape ({n_pairs},)")
+    if np.any(first == second) or not _within(first, second, bound=len(stimulus_ids)):
+        raise ValueError("a pair joins a stimulus with itself or one outside the pool")
+    if first_view is not None and (
+        np.any(first_view == second_view) or not _within(first_view, second_view, bound=n_views)
+    ):
+        raise ValueError("a pair joins a view with itself or one outside the views")
+    if pairs_per_view < 1:
+        raise ValueError(f"pairs_per_view {pairs_per_view} < 1")
+    missing = [m for m in SIMILARITY_METRICS if m not in values]
+    if missing:
+        raise ValueError(f"it lacks the metrics {missing}")
+    if not isinstance(key, dict) or (
+        key and (sorted(key["layers"]) != sorted(layers) or key["n_pairs"] != n_pairs)
+    ):
+        raise ValueError("its layers or size disagree with its cache key")
+    return NullDistribution(
+        model=str(meta["model"]),
+        model_fingerprint=str(meta["model_fingerprint"]),
+        layers=layers,
+        values={m: v.astype(np.float64) for m, v in values.items()},
+        first=first,
+        second=second,
+        stimulus_ids=stimulus_ids,
+        stimuli_spec=str(meta["stimuli_spec"]),
+        stimuli_fingerprint=str(meta["stimuli_fingerprint"]),
+        augmentation=dict(meta["augmentation"]),
+        seed=int(meta["seed"]),
+        n_views=n_views,
+        pairs_per_view=pairs_per_view,
+        zero_test=zero_test,
+        first_view=first_view,
+        second_view=second_view,
+        key=key,
+    )
 
 
-def _write_cache(path: Path, null: NullDistribution) -> None:
-    meta = {
-        "key": null.key,
-        "model": null.model,
-        "model_fingerprint": null.model_fingerprint,
-        "layers": list(null.layers),
-        "stimulus_ids": list(null.stimulus_ids),
-        "stimuli_spec": null.stimuli_spec,
-        "stimuli_fingerprint": null.stimuli_fingerprint,
-        "augmentation": null.augmentation,
-        "seed": null.seed,
-        "n_views": null.n_views,
-    }
-    arrays = {f"values_{m}": v for m, v in null.values.items()}
-    save_arrays(path, meta, {**arrays, "first": null.first, "second": null.second})
+def _within(first: np.ndarray, second: np.ndarray, bound: int) -> bool:
+    both = np.concatenate([first, second])
+    return bool(both.size == 0 or (both.min() >= 0 and both.max() < bound))

@@ -4,14 +4,16 @@ Every metric takes two batches of activations, ``(N, ...)`` and ``(N, ...)``,
 flattens each row and returns one value per row, ``(N,)``. Computation is in
 float64 so that results agree with :mod:`scipy.stats` to ~1e-12.
 
-The all-zero rule (published procedure, Feather et al. 2023): a pair in which
-*either* member's activation vector is all zeros (every element exactly 0,
-which happens for some crops after a ReLU) scores 0 on every metric. The
-published code tested ``sum(a) == 0``; for non-negative (post-ReLU)
-activations this is the same test, and for signed activations ``all == 0`` is
-the intended one. A correlation that is otherwise undefined (a constant,
-non-zero row) also scores 0 rather than NaN, so that a null's maximum is
-always a number.
+The zero rule (published procedure, Feather et al. 2023): a pair in which
+*either* member's activation vector is "zero" scores 0 on every metric. What
+"zero" means is the ``zero_test`` setting of every function here:
+``"all"`` (default) — every element exactly 0, which happens for some crops
+after a ReLU; ``"sum"`` — the elements sum to exactly 0, the test the
+published code applied. For non-negative (post-ReLU) activations the two are
+the same; for signed activations ``"sum"`` also zeroes vectors whose positive
+and negative parts cancel, which ``"all"`` (the stated intent) does not. A
+correlation that is otherwise undefined (a constant, non-zero row) also scores
+0 rather than NaN, so that a null's maximum is always a number.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ SIMILARITY_METRICS = ("spearman", "pearson", "snr_db")
 """The three metrics of the published acceptance test, in report order."""
 
 SNR_VARIANTS = ("conventional", "published")
+
+ZERO_TESTS = ("all", "sum")
+"""When an activation vector counts as zero: every element 0 (ours), or its sum 0 (published)."""
 
 _UNIT_TOLERANCE = 1e-12
 """Correlations within this of ±1 are set to exactly ±1.
@@ -44,10 +49,39 @@ def _as_rows(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return a.detach().flatten(1).double(), b.detach().flatten(1).double()
 
 
-def all_zero_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Rows where either member's activations are all exactly zero, ``(N,)`` bool."""
-    a, b = a.detach().flatten(1), b.detach().flatten(1)
-    return ~(a != 0).any(dim=1) | ~(b != 0).any(dim=1)
+def check_zero_test(zero_test: str) -> str:
+    """Return ``zero_test`` if it is one of :data:`ZERO_TESTS`, else raise a one-line ValueError."""
+    if zero_test not in ZERO_TESTS:
+        raise ValueError(f"unknown zero test {zero_test!r}; use one of {ZERO_TESTS}")
+    return zero_test
+
+
+def zero_rows(x: torch.Tensor, zero_test: str = "all") -> torch.Tensor:
+    """Rows of ``(N, ...)`` activations that count as zero under ``zero_test``, ``(N,)`` bool.
+
+    Parameters
+    ----------
+    x
+        ``(N, ...)`` activations, flattened per row.
+    zero_test
+        ``"all"``: every element is exactly 0. ``"sum"``: the elements sum to
+        exactly 0 (in float64), the published test.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N,)`` bool.
+    """
+    check_zero_test(zero_test)
+    rows = x.detach().flatten(1)
+    if zero_test == "all":
+        return ~(rows != 0).any(dim=1)
+    return rows.double().sum(dim=1) == 0
+
+
+def all_zero_pairs(a: torch.Tensor, b: torch.Tensor, zero_test: str = "all") -> torch.Tensor:
+    """Rows where either member's activations count as zero (:func:`zero_rows`), ``(N,)`` bool."""
+    return zero_rows(a, zero_test) | zero_rows(b, zero_test)
 
 
 def rank_average(x: torch.Tensor) -> torch.Tensor:
@@ -90,20 +124,34 @@ def _snap_unit(r: torch.Tensor) -> torch.Tensor:
     return torch.where((r.abs() - 1).abs() < _UNIT_TOLERANCE, r.sign(), r.clamp(-1.0, 1.0))
 
 
-def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Row-wise Pearson r, ``(N, ...)`` vs ``(N, ...)`` → ``(N,)`` float64."""
+def pearson(a: torch.Tensor, b: torch.Tensor, *, zero_test: str = "all") -> torch.Tensor:
+    """Row-wise Pearson r, ``(N, ...)`` vs ``(N, ...)`` → ``(N,)`` float64.
+
+    ``zero_test`` (``"all"`` or ``"sum"``) decides which rows count as zero
+    (score 0; see the module docstring).
+    """
+    check_zero_test(zero_test)
     a2, b2 = _as_rows(a, b)
-    return _zero_rule(_correlate_rows(a2, b2), a2, b2)
+    return _zero_rule(_correlate_rows(a2, b2), a2, b2, zero_test)
 
 
-def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Row-wise Spearman ρ (Pearson r of average-tie ranks, as ``scipy.stats.spearmanr``)."""
+def spearman(a: torch.Tensor, b: torch.Tensor, *, zero_test: str = "all") -> torch.Tensor:
+    """Row-wise Spearman ρ (Pearson r of average-tie ranks, as ``scipy.stats.spearmanr``).
+
+    ``zero_test`` (``"all"`` or ``"sum"``) decides which rows count as zero
+    (score 0; see the module docstring).
+    """
+    check_zero_test(zero_test)
     a2, b2 = _as_rows(a, b)
-    return _zero_rule(_correlate_rows(rank_average(a2), rank_average(b2)), a2, b2)
+    return _zero_rule(_correlate_rows(rank_average(a2), rank_average(b2)), a2, b2, zero_test)
 
 
 def snr_db(
-    signal: torch.Tensor, test: torch.Tensor, *, variant: str = "conventional"
+    signal: torch.Tensor,
+    test: torch.Tensor,
+    *,
+    variant: str = "conventional",
+    zero_test: str = "all",
 ) -> torch.Tensor:
     """Row-wise signal-to-noise ratio of ``test`` against ``signal``, in dB.
 
@@ -121,33 +169,41 @@ def snr_db(
         ``(N, ...)`` activations ``m`` to compare (metamer, or the second member of a null pair).
     variant
         ``"conventional"`` (default) or ``"published"``.
+    zero_test
+        ``"all"`` (default) or ``"sum"`` (published): which rows count as zero.
 
     Returns
     -------
     torch.Tensor
-        ``(N,)`` float64; ``+inf`` where ``m == s`` exactly; 0 under the all-zero rule.
+        ``(N,)`` float64; ``+inf`` where ``m == s`` exactly; 0 under the zero rule.
     """
     if variant not in SNR_VARIANTS:
         raise ValueError(f"unknown SNR variant {variant!r}; use one of {SNR_VARIANTS}")
+    check_zero_test(zero_test)
     s, m = _as_rows(signal, test)
     factor = 20.0 if variant == "conventional" else 10.0
     ratio = s.norm(dim=1) / (s - m).norm(dim=1)
-    return _zero_rule(factor * torch.log10(ratio), s, m)
+    return _zero_rule(factor * torch.log10(ratio), s, m, zero_test)
 
 
-def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Row-wise cosine similarity, ``(N,)`` float64 (0 under the all-zero rule)."""
+def cosine(a: torch.Tensor, b: torch.Tensor, *, zero_test: str = "all") -> torch.Tensor:
+    """Row-wise cosine similarity, ``(N,)`` float64 (0 under the zero rule)."""
+    check_zero_test(zero_test)
     a2, b2 = _as_rows(a, b)
     denominator = a2.norm(dim=1) * b2.norm(dim=1)
     value = (a2 * b2).sum(dim=1) / denominator
-    return torch.where(denominator > 0, value, torch.zeros_like(value)).clamp(-1.0, 1.0)
+    value = torch.where(denominator > 0, value, torch.zeros_like(value)).clamp(-1.0, 1.0)
+    return _zero_rule(value, a2, b2, zero_test)
 
 
-def _zero_rule(values: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.where(all_zero_pairs(a, b), torch.zeros_like(values), values)
+def _zero_rule(
+    values: torch.Tensor, a: torch.Tensor, b: torch.Tensor, zero_test: str = "all"
+) -> torch.Tensor:
+    """``values`` with 0 where either row of ``a``, ``b`` counts as zero under ``zero_test``."""
+    return torch.where(all_zero_pairs(a, b, zero_test), torch.zeros_like(values), values)
 
 
-METRIC_FUNCTIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+METRIC_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
     "spearman": spearman,
     "pearson": pearson,
     "snr_db": snr_db,
@@ -156,17 +212,42 @@ METRIC_FUNCTIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def similarities(
-    reference: torch.Tensor, other: torch.Tensor, metrics: tuple[str, ...] = SIMILARITY_METRICS
+    reference: torch.Tensor,
+    other: torch.Tensor,
+    metrics: tuple[str, ...] = SIMILARITY_METRICS,
+    *,
+    zero_test: str = "all",
 ) -> dict[str, torch.Tensor]:
-    """Several metrics at once, ``{metric: (N,)}``; the reference is the SNR's signal."""
+    """Several metrics at once, ``{metric: (N,)}``; the reference is the SNR's signal.
+
+    Parameters
+    ----------
+    reference, other
+        ``(N, ...)`` activation batches.
+    metrics
+        Names from :data:`METRIC_FUNCTIONS`.
+    zero_test
+        ``"all"`` (default) or ``"sum"`` (published): which rows count as zero
+        and make their pair score 0.
+
+    Returns
+    -------
+    dict[str, torch.Tensor]
+        ``{metric: (N,) float64}``.
+    """
     unknown = [m for m in metrics if m not in METRIC_FUNCTIONS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRIC_FUNCTIONS)}")
-    return {name: METRIC_FUNCTIONS[name](reference, other) for name in metrics}
+    check_zero_test(zero_test)
+    return {name: METRIC_FUNCTIONS[name](reference, other, zero_test=zero_test) for name in metrics}
 
 
 def indexed_similarities(
-    activations: torch.Tensor, first: torch.Tensor, second: torch.Tensor
+    activations: torch.Tensor,
+    first: torch.Tensor,
+    second: torch.Tensor,
+    *,
+    zero_test: str = "all",
 ) -> dict[str, torch.Tensor]:
     """The three published metrics for pairs of rows of one activation batch.
 
@@ -182,12 +263,16 @@ def indexed_similarities(
         ``(B, ...)`` activations of ``B`` stimuli.
     first, second
         ``(M,)`` row indices of each pair's members; ``first`` is the SNR's signal.
+    zero_test
+        ``"all"`` (default) or ``"sum"`` (published): which rows count as zero
+        and make their pairs score 0.
 
     Returns
     -------
     dict[str, torch.Tensor]
         ``{"spearman", "pearson", "snr_db"}``, each ``(M,)`` float64.
     """
+    check_zero_test(zero_test)
     native = activations.detach().flatten(1)
     rows = native.double()
     gram = rows @ rows.T
@@ -198,7 +283,8 @@ def indexed_similarities(
         "pearson": _standardised_gram(rows)[first, second],
         "snr_db": 10.0 * torch.log10(squared[first] / distance),
     }
-    zero = all_zero_pairs(rows[first], rows[second])
+    zero_row = zero_rows(rows, zero_test)
+    zero = zero_row[first] | zero_row[second]
     return {name: torch.where(zero, torch.zeros_like(v), v) for name, v in values.items()}
 
 

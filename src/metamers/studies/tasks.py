@@ -150,8 +150,16 @@ def _run_features(ctx: TaskContext) -> dict[str, Any]:
     return {"stimuli": len(stimuli), "layers": list(settings["layers"])}
 
 
+NULL_FILE = "null.npz"
+"""The file a ``null`` task stores its null in (:meth:`NullDistribution.save`)."""
+
+
 def _run_null(ctx: TaskContext) -> dict[str, Any]:
-    from metamers.null import compute_null
+    from metamers.null.distribution import (
+        DEFAULT_PAIRS_PER_VIEW,
+        DEFAULT_ZERO_TEST,
+        compute_null,
+    )
 
     settings = ctx.settings
     model = ctx.model(settings["model"])
@@ -163,17 +171,17 @@ def _run_null(ctx: TaskContext) -> dict[str, Any]:
             load_stimulus_set(settings["stimuli"]),
             settings["pairs"],
             seed=settings["seed"],
+            pairs_per_view=settings.get("pairs_per_view", DEFAULT_PAIRS_PER_VIEW),
+            zero_test=settings.get("zero_test", DEFAULT_ZERO_TEST),
         )
-    if null.path is None:
-        raise MetamersError(f"the null of {model.name} was not written to the null cache")
-    shutil.copyfile(null.path, ctx.out / null.path.name)
+    null.save(ctx.out / NULL_FILE)
     _write_table(null.to_frame(), ctx.out / "null")
     maxima = {
         layer: {metric: null.max(layer, metric) for metric in null.metrics} for layer in null.layers
     }
     return {
         "model": model.name,
-        "file": null.path.name,
+        "file": NULL_FILE,
         "pairs": null.n_pairs,
         "stimuli": null.n_stimuli,
         "max": maxima,
@@ -182,30 +190,47 @@ def _run_null(ctx: TaskContext) -> dict[str, Any]:
 
 
 def load_null(ref: InputRef, model: PixelModel):
-    """Read the null distribution a finished ``null`` task stored (never recomputing it)."""
-    from metamers.null import compute_null
+    """Read the null distribution a finished ``null`` task stored (never recomputing it).
 
-    settings = ref.settings
-    with tempfile.TemporaryDirectory(prefix="metamers-null-") as cache:
-        for path in Path(ref.path).glob("*.npz"):
-            shutil.copyfile(path, Path(cache) / path.name)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            null = compute_null(
-                model,
-                list(settings["layers"]),
-                load_stimulus_set(settings["stimuli"]),
-                settings["pairs"],
-                seed=settings["seed"],
-                cache_dir=cache,
-                on_stale="raise",
-                progress=_refuse_recompute,
-            )
+    Raises
+    ------
+    MetamersError
+        The stored file is missing, unreadable, or was computed under other
+        settings than the task's (model weights, layers, pairs, seed, stimuli,
+        pairing, zero test).
+    """
+    from metamers.null.distribution import NullDistribution
+
+    try:
+        null = NullDistribution.load(Path(ref.path) / NULL_FILE)
+    except MetamersError as exc:
+        raise MetamersError(f"{exc}; delete the study's null tasks to recompute it") from exc
+    _check_stored_null(null, ref.settings, model)
     return null
 
 
-def _refuse_recompute(done: int, total: int) -> None:
-    raise MetamersError("the stored null does not match its task; delete the study's null tasks")
+def _check_stored_null(null, settings: dict[str, Any], model: PixelModel) -> None:
+    """Raise unless a stored null was computed under its task's settings for ``model``."""
+    from metamers.null.distribution import DEFAULT_PAIRS_PER_VIEW, DEFAULT_ZERO_TEST
+
+    expected = {
+        "model fingerprint": (null.model_fingerprint, model.fingerprint()),
+        "layers": (sorted(null.layers), sorted(set(settings["layers"]))),
+        "pairs": (null.n_pairs, settings["pairs"]),
+        "seed": (null.seed, settings["seed"]),
+        "stimuli fingerprint": (null.stimuli_fingerprint, settings["stimuli"]["fingerprint"]),
+        "pairs_per_view": (
+            null.pairs_per_view,
+            settings.get("pairs_per_view", DEFAULT_PAIRS_PER_VIEW),
+        ),
+        "zero_test": (null.zero_test, settings.get("zero_test", DEFAULT_ZERO_TEST)),
+    }
+    wrong = [f"{name} {got} != {want}" for name, (got, want) in expected.items() if got != want]
+    if wrong:
+        raise MetamersError(
+            f"the stored null {null.path} does not match its task ({'; '.join(wrong)}); "
+            "delete the study's null tasks"
+        )
 
 
 def _run_generate(ctx: TaskContext) -> dict[str, Any]:
