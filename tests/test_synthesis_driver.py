@@ -232,3 +232,52 @@ def test_cli_generate_stops_items_once_accepted(model, stimuli, tmp_path, monkey
     assert {r["stop_reason"] for r in records} == {"criterion"}
     assert all(0 < r["steps"] < 400 and r["steps"] % 10 == 0 for r in records)
     assert list((tmp_path / "cache").rglob("*.npz")), "the null was not cached"
+
+
+def test_cli_layers_commas_make_jobs_plus_joins_layers(model, stimuli, tmp_path):
+    from metamers.cli.app import _register_commands, app
+
+    register_model(
+        ModelEntry(
+            "tiny_jobs", lambda random_weights=False: tiny_model(name="tiny_jobs"), "test", "tiny"
+        )
+    )
+    _register_commands()
+    runner = CliRunner()
+    for layers in ("1,3", "1+3"):
+        args = ["generate", "tiny_jobs", "--layers", layers, "--stimuli", stimuli.spec]
+        args += ["--out", str(tmp_path), "--steps", "5", "--limit", "1"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    folders = sorted(p.name for p in (tmp_path / "tiny_jobs").iterdir())
+    assert folders == ["1", "1+3", "3"]
+    joint = [r for r in load_results(tmp_path) if r.layer == "1+3"]
+    assert len(joint) == 1 and joint[0].layers == ("1+3",)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert [i["layers"] for i in run["invocations"]] == [[["1"], ["3"]], [["1+3"]]]
+    bad = runner.invoke(app, [*args[:3], "1;3", *args[4:]])
+    assert bad.exit_code != 0 and "separates the models" in str(bad.exception)
+
+
+def test_joint_job_matches_both_layers(model, stimuli, tmp_path):
+    from metamers.synthesis import LayerJob, MetamerSynthesis
+
+    job = LayerJob((("1", "3"),))
+    results = generate_metamers(model, [job], stimuli, tmp_path, SETTINGS, limit=2)
+    assert {r.layer for r in results} == {"1+3"} and len(results) == 2
+    # the same job written as a string, and as MetamerSynthesis reads a list, is the same job
+    again = generate_metamers(model, "1+3", stimuli, tmp_path, SETTINGS, limit=2)
+    assert [r.path for r in again] == [r.path for r in results]
+    refs = torch.rand(1, 3, 16, 16)
+    assert MetamerSynthesis(model, ["1", "3"], refs).layers == [["1", "3"]]
+    assert MetamerSynthesis(model, "1+3", refs).layers == [["1", "3"]]
+    with pytest.raises(ConfigError, match="describes 2 jobs"):
+        MetamerSynthesis(model, "1,3", refs)
+
+
+def test_ensemble_layer_forms(model, stimuli, tmp_path):
+    large = tiny_model(24, seed=2)
+    results = generate_metamers([model, large], "1+3,3", stimuli, tmp_path, SETTINGS, limit=1)
+    assert sorted((r.layers, r.layer) for r in results) == [(("1", "3"), "1+3"), (("3", "3"), "3")]
+    with pytest.raises(Exception, match="3 layers for 2 models"):
+        generate_metamers([model, large], "1,3,1", stimuli, tmp_path / "x", SETTINGS)

@@ -15,15 +15,17 @@ from metamers.cli.common import (
     RandomWeights,
     SkipBad,
     TrustCode,
+    Weights,
     console,
     open_model,
     out,
     progress_bar,
     split_list,
 )
-from metamers.errors import ConfigError
 from metamers.evaluation.compare import compare_models, save_similarity_matrix
+from metamers.models import PixelModel
 from metamers.stimuli import resolve_stimuli
+from metamers.synthesis.jobs import parse_model_layers
 
 LAYERS_HELP = (
     "Layers to compare. 'a,b' reads the same layers from every model; "
@@ -32,25 +34,8 @@ LAYERS_HELP = (
 
 
 def parse_layers_option(text: str, models: list[str]) -> list[str] | dict[str, list[str]]:
-    """Parse ``--layers``: ``a,b`` for every model, or ``M1=a,b;M2=c`` per model."""
-    if "=" not in text:
-        layers = split_list(text)
-        if not layers:
-            raise ConfigError("--layers is empty; give e.g. --layers blocks.1,blocks.3")
-        return layers
-    per_model: dict[str, list[str]] = {}
-    for part in filter(None, (piece.strip() for piece in text.split(";"))):
-        model, sep, names = part.partition("=")
-        if not sep or not model.strip() or not split_list(names):
-            raise ConfigError(f"cannot read {part!r} in --layers; write MODEL=layer1,layer2")
-        per_model[model.strip()] = split_list(names)
-    missing = [model for model in models if model not in per_model]
-    unknown = [model for model in per_model if model not in models]
-    if missing or unknown:
-        raise ConfigError(
-            f"--layers names models {list(per_model)} but the models compared are {models}"
-        )
-    return per_model
+    """Parse compare's ``--layers``: ``a,b`` for every model, or ``M1=a,b;M2=c`` per model."""
+    return parse_model_layers(text, models, role="models compared")
 
 
 @app.command("compare")
@@ -135,17 +120,12 @@ def _matrix_table(matrix: pd.DataFrame) -> Table:
     return table
 
 
-def parse_observer_layers(text: str | None) -> dict[str, list[str]] | None:
-    """Parse ``--observer-layers M1=a,b;M2=c`` into ``{model: layers}``."""
+def parse_observer_layers(text: str | None, observers: list[str]) -> dict[str, list[str]] | None:
+    """Parse ``--observer-layers``: ``a,b`` for every observer, or ``M1=a,b;M2=c`` per observer."""
     if not text:
         return None
-    per_model: dict[str, list[str]] = {}
-    for part in filter(None, (piece.strip() for piece in text.split(";"))):
-        model, sep, names = part.partition("=")
-        if not sep or not split_list(names):
-            raise ConfigError(f"cannot read {part!r} in --observer-layers; write MODEL=a,b")
-        per_model[model.strip()] = split_list(names)
-    return per_model
+    layers = parse_model_layers(text, observers, complete=False, role="observers")
+    return layers if isinstance(layers, dict) else dict.fromkeys(observers, layers)
 
 
 @app.command("evaluate")
@@ -156,7 +136,10 @@ def evaluate_command(
         False, "--representation-test", help="Also test metamers against observer-layer nulls."
     ),
     observer_layers: str = typer.Option(
-        None, "--observer-layers", help="Observer layers, 'M1=a,b;M2=c' (default: shared names)."
+        None,
+        "--observer-layers",
+        help="Observer layers: 'a,b' for every observer or 'M1=a,b;M2=c' (default: the "
+        "generation layers an observer also has).",
     ),
     null_stimuli: str = typer.Option("bundled:photos", "--null-stimuli"),
     pairs: int = typer.Option(2000, "--pairs", min=10, help="Pairs per null."),
@@ -166,18 +149,42 @@ def evaluate_command(
     sixteen_way: bool = typer.Option(False, "--16way"),
     n_boot: int = typer.Option(1000, "--bootstrap", min=10),
     seed: int = typer.Option(0, "--seed"),
+    random_weights: bool = RandomWeights,
+    weights: str = Weights,
+    trust_code: bool = TrustCode,
+    device: str = Device,
 ) -> None:
-    """Recognisability (and representation test) of stored metamers by observer models."""
+    """Recognisability (and representation test) of stored metamers by observer models.
+
+    --random-weights, --trust-code and --device apply to every model, the
+    generators (loaded to check and judge their metamers) and the observers;
+    --weights applies to the generating model(s) only, as in `validate` (an
+    observer of the same name included). Give the same options as to
+    `generate`: the metamers record their generators' weight fingerprints,
+    and a generator with other weights is refused.
+    """
     from metamers.evaluation.directory import EVALUATION_FOLDER, evaluate_directory
 
     start = time.perf_counter()
     observer_names = split_list(observers)
+    generators = _generator_names(directory) if weights else set()
+
+    def load(name: str) -> PixelModel:
+        return open_model(
+            name,
+            random_weights=random_weights,
+            weights=weights if name in generators else None,
+            trust_code=trust_code,
+            device=device,
+        )
+
     with console.status("evaluating metamers on " + ", ".join(observer_names)):
         evaluation = evaluate_directory(
             directory,
-            [open_model(name) for name in observer_names],
+            [load(name) for name in observer_names],
+            models=load,
             representation_test=representation_test,
-            observer_layers=parse_observer_layers(observer_layers),
+            observer_layers=parse_observer_layers(observer_layers, observer_names),
             null_stimuli=null_stimuli,
             n_pairs=pairs,
             accepted_only=not all_metamers,
@@ -212,3 +219,10 @@ def evaluate_command(
             )
         out.print(rep)
     console.print(f"wrote {directory / EVALUATION_FOLDER} in {time.perf_counter() - start:.0f} s")
+
+
+def _generator_names(directory: Path) -> set[str]:
+    """Names of the models that made the metamers in ``directory``."""
+    from metamers.synthesis import load_results
+
+    return {name for result in load_results(directory) for name in result.models}

@@ -19,13 +19,13 @@ from metamers.cli.common import (
     open_model,
     out,
     progress_bar,
-    split_list,
 )
 from metamers.errors import MetamersError
 from metamers.extraction import Extractor, save_features
 from metamers.labels import sixteen_way_choice, sixteen_way_names
 from metamers.models import registered_models
 from metamers.stimuli import resolve_stimuli
+from metamers.synthesis.jobs import parse_layer_list
 
 
 @app.command("models")
@@ -130,7 +130,7 @@ def extract_command(
     net = open_model(
         model, random_weights=random_weights, weights=weights, trust_code=trust_code, device=device
     )
-    layer_list = net.check_layers(split_list(layers))
+    layer_list = net.check_layers(parse_layer_list(layers))
     stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad).limit(limit)
     with progress_bar() as bar:
         task = bar.add_task(f"extract {model}", total=len(stimulus_set))

@@ -21,12 +21,12 @@ from metamers.cli.common import (
     open_model,
     out,
     progress_bar,
-    split_list,
 )
 from metamers.errors import ConfigError, MetamersError
 from metamers.io import atomic_path
 from metamers.null import NullCriterion, compute_null, null_provider, validate_results
 from metamers.stimuli import resolve_stimuli
+from metamers.synthesis.jobs import parse_layer_list
 
 Pairs = typer.Option(
     10_000, "--pairs", min=1, help="Number of null pairs N (part of every criterion)."
@@ -81,7 +81,7 @@ def null_command(
     with _warnings_to_console(), progress_bar() as progress:
         null = compute_null(
             net,
-            split_list(layers),
+            parse_layer_list(layers),
             pool,
             pairs,
             seed=seed,

@@ -23,37 +23,19 @@ from metamers.cli.common import (
 from metamers.errors import ConfigError
 from metamers.null import acceptance_stop_factory, null_provider
 from metamers.stimuli import resolve_stimuli
-from metamers.synthesis import generate_metamers, get_preset
+from metamers.synthesis import generate_metamers, get_preset, parse_layer_jobs
 
-
-def parse_layer_jobs(text: str, n_models: int) -> list[str | tuple[str, ...]]:
-    """Turn ``--layers`` into generation jobs.
-
-    One model: each comma-separated name is a job. An ensemble: one name (the
-    same layer in every model), one name per model (one job), or jobs of
-    ``+``-joined per-model names (``a1+b1,a2+b2``).
-    """
-    entries = split_list(text)
-    if not entries:
-        raise ConfigError("--layers is empty; give at least one layer name")
-    if n_models == 1:
-        return entries
-    if any("+" in e for e in entries):
-        return [tuple(e.split("+")) for e in entries]
-    if len(entries) == 1:
-        return entries
-    if len(entries) == n_models:
-        return [tuple(entries)]
-    raise ConfigError(
-        f"{len(entries)} layers for {n_models} models: give one name for all models, one per "
-        "model, or +-joined groups (a1+b1,a2+b2)"
-    )
+LAYERS_HELP = (
+    "Layer jobs, each its own metamers: 'a,b' = two jobs; 'a+b' = one metamer matching a and b "
+    "jointly. Ensembles: 'a' = the same layer in every model, 'a1+b1' (or 'a1,b1') one layer "
+    "per model, 'a1+a2;b1' layers per model separated by ';'."
+)
 
 
 @app.command("generate")
 def generate_command(
     models: str = typer.Argument(..., help="Model name, or comma-separated names (ensemble)."),
-    layers: str = typer.Option(..., "--layers", help="Generation layers, comma-separated."),
+    layers: str = typer.Option(..., "--layers", help=LAYERS_HELP),
     stimuli: str = typer.Option(..., "--stimuli", help="Stimulus spec (bundled:photos, a folder)."),
     out_dir: Path = typer.Option(..., "--out", help="Output folder (re-run to resume)."),
     preset: str = typer.Option("fast", "--preset", help="fast or feather2023."),

@@ -67,6 +67,7 @@ def evaluate_directory(
     out_dir: str | Path,
     observers: Sequence[str | PixelModel],
     *,
+    models: Callable[[str], PixelModel] | None = None,
     representation_test: bool = False,
     observer_layers: dict[str, Sequence[str]] | None = None,
     null_stimuli: str = "bundled:photos",
@@ -85,7 +86,11 @@ def evaluate_directory(
     observers
         Observer models (names or loaded models). Generators may be included;
         a generator given loaded is used as it is (e.g. one with its own
-        weights), one not given is loaded by name with its default weights.
+        weights), one not given is loaded by name with ``models``.
+    models
+        Loads a model by name (observers given by name, generators not among
+        the observers); default :func:`~metamers.models.load_model` with its
+        default weights.
     representation_test
         Also run the representation test against each observer's null.
     observer_layers
@@ -119,10 +124,11 @@ def evaluate_directory(
     if not results:
         raise ConfigError(f"{out} holds no finished metamers; run `metamers generate` first")
     cache = {o.name: o for o in observers if isinstance(o, PixelModel)}
+    load = models or load_model
 
     def get_model(name: str) -> PixelModel:
         if name not in cache:
-            cache[name] = load_model(name)
+            cache[name] = load(name)
         return cache[name]
 
     models = [get_model(o) if isinstance(o, str) else o for o in observers]

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from metamers.errors import ConfigError
+from metamers.synthesis.jobs import parse_layer_list
 from metamers.synthesis.settings import PRESETS, SynthesisSettings, get_preset
 
 DEFAULT_OUTPUT_ROOT = Path("metamers-studies")
@@ -41,9 +42,15 @@ class ModelSpec(_Section):
     weights: str | None = None
     trust_code: bool = False
 
-    @field_validator("layers")
+    @field_validator("layers", mode="before")
     @classmethod
-    def _unique_layers(cls, layers: list[str]) -> list[str]:
+    def _unique_layers(cls, layers: Any) -> Any:
+        if not isinstance(layers, str | list) or not all(isinstance(x, str) for x in layers):
+            return layers  # pydantic reports the wrong type
+        try:
+            layers = parse_layer_list(layers)  # a list, or "a, b" as on the command line
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         duplicated = sorted({x for x in layers if layers.count(x) > 1})
         if duplicated:
             raise ValueError(f"layer listed twice: {', '.join(duplicated)}")

@@ -1,7 +1,7 @@
 """Generating metamers for a stimulus set into an output folder, resumably.
 
 :func:`generate_metamers` is what ``metamers generate`` and the studies call.
-It makes one metamer per (generation layer, stimulus), in batches, writes
+It makes one metamer per (layer job, stimulus), in batches, writes
 each as soon as it finishes, checkpoints unfinished batches, and on a re-run
 skips finished metamers and resumes unfinished ones from their checkpoint.
 
@@ -27,6 +27,7 @@ from metamers.io import write_json_atomic
 from metamers.models import PixelModel
 from metamers.stimuli import Stimulus, StimulusSet, load_image
 from metamers.synthesis.engine import ACTIVE, MetamerSynthesis, StopCriterion, resize_to
+from metamers.synthesis.jobs import LayerJob, parse_layer_jobs
 from metamers.synthesis.results import MetamerResult
 from metamers.synthesis.settings import FAST, SynthesisSettings
 from metamers.synthesis.storage import (
@@ -68,12 +69,9 @@ def reference_stop(
     return factory
 
 
-Job = tuple[str, ...]
-
-
 def generate_metamers(
     models: PixelModel | Sequence[PixelModel],
-    layers: str | Sequence[str | Sequence[str]],
+    layers: str | LayerJob | Sequence[str | LayerJob | Sequence[str | Sequence[str]]],
     stimuli: StimulusSet,
     out_dir: str | Path,
     settings: SynthesisSettings | None = None,
@@ -84,16 +82,20 @@ def generate_metamers(
     progress: ProgressFn | None = None,
     stop_criterion: StopCriterionFactory | None = None,
 ) -> list[MetamerResult]:
-    """Make (or resume) metamers of ``stimuli`` at each generation layer.
+    """Make (or resume) metamers of ``stimuli`` for each layer job.
 
     Parameters
     ----------
     models
         One model, or several for ensemble metamers.
     layers
-        The generation layers; each entry makes its own set of metamers. An
-        entry is a layer name (the same name in every model) or, for an
-        ensemble, a sequence with one name per model.
+        The layer jobs, each making its own set of metamers in its own folder
+        (see :func:`~metamers.synthesis.jobs.parse_layer_jobs`): a string in
+        the ``--layers`` grammar (``"blocks.1,blocks.3"``: two jobs;
+        ``"blocks.1+blocks.3"``: one job matching both layers), a
+        :class:`~metamers.synthesis.jobs.LayerJob`, or a list of those; for
+        an ensemble a list entry may also be a sequence with one entry per
+        model (one job).
     stimuli
         The references.
     out_dir
@@ -125,7 +127,7 @@ def generate_metamers(
         raise ConfigError("no stimuli to make metamers of")
     if batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
-    jobs = job_layers(models, layers)
+    jobs = [job.check(models) for job in parse_layer_jobs(layers, len(models))]
     out = Path(out_dir)
     check_run_folder(out, models, settings, seed, jobs, stimuli)
     tracker = _Progress(progress, len(jobs) * len(stimuli))
@@ -138,34 +140,15 @@ def generate_metamers(
     return [r for r in results if r.status == "done"]
 
 
-def job_layers(models: list[PixelModel], layers: str | Sequence) -> list[Job]:
-    """Normalise ``layers`` to one tuple (a layer per model) per metamer job, checking names."""
-    entries = [layers] if isinstance(layers, str) else list(layers)
-    if not entries:
-        raise ConfigError("no generation layers given")
-    jobs = []
-    for entry in entries:
-        names = (entry,) * len(models) if isinstance(entry, str) else tuple(entry)
-        if len(names) != len(models):
-            raise ConfigError(
-                f"layer entry {entry!r} has {len(names)} names for {len(models)} models"
-            )
-        for model, name in zip(models, names):
-            model.check_layers([name])
-        jobs.append(names)
-    return list(dict.fromkeys(jobs))
-
-
 def item_seed(seed: int, stimulus_id: str) -> int:
     """The seed of one stimulus's start (independent of layer and batch)."""
     return int(hashlib.sha256(f"{seed}:{stimulus_id}".encode()).hexdigest()[:15], 16)
 
 
-def job_folder(out: Path, models: list[PixelModel], job: Job) -> Path:
-    """``OUT/<generator>/<layer>`` for one job."""
+def job_folder(out: Path, models: list[PixelModel], job: LayerJob) -> Path:
+    """``OUT/<generator>/<job label>`` for one job."""
     generator = "+".join(m.name for m in models)
-    layer = "+".join(dict.fromkeys(job))
-    return out / safe_name(generator) / safe_name(layer)
+    return out / safe_name(generator) / safe_name(job.label)
 
 
 def check_run_folder(
@@ -173,7 +156,7 @@ def check_run_folder(
     models: list[PixelModel],
     settings: SynthesisSettings,
     seed: int,
-    jobs: list[Job],
+    jobs: list[LayerJob],
     stimuli: StimulusSet,
 ) -> None:
     """Create ``OUT/run.json`` or check that it matches this run (settings, seed, weights)."""
@@ -185,7 +168,7 @@ def check_run_folder(
     }
     path = out / "run.json"
     invocation = {
-        "layers": [list(j) for j in jobs],
+        "layers": [list(job.record) for job in jobs],
         "stimuli": stimuli.spec,
         "n_stimuli": len(stimuli),
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -219,7 +202,7 @@ class _Progress:
         self.callback, self.total, self.done = callback, total, 0
         self.last_time, self.last_iteration = time.perf_counter(), 0
 
-    def report(self, job: Job, synthesis: MetamerSynthesis | None, done_in_batch: int) -> None:
+    def report(self, job: LayerJob, synthesis: MetamerSynthesis | None, done_in_batch: int) -> None:
         if self.callback is None:
             return
         summary = synthesis.summary() if synthesis is not None else {}
@@ -229,7 +212,7 @@ class _Progress:
         self.last_time, self.last_iteration = now, iteration
         self.callback(
             {
-                "job": "+".join(dict.fromkeys(job)),
+                "job": job.label,
                 "items_done": self.done + done_in_batch,
                 "items_total": self.total,
                 "steps_per_s": rate,
@@ -245,7 +228,7 @@ class _BatchRunner:
     def __init__(
         self,
         models: list[PixelModel],
-        job: Job,
+        job: LayerJob,
         chunk: list[Stimulus],
         stimuli: StimulusSet,
         out: Path,
@@ -295,7 +278,7 @@ class _BatchRunner:
         ]
         synthesis = MetamerSynthesis(
             self.models,
-            list(self.job),
+            self.job,
             per_model,
             settings=self.settings,
             item_ids=[s.id for s in self.chunk],
@@ -346,7 +329,7 @@ class _BatchRunner:
             },
             "models": [m.name for m in self.models],
             "model_fingerprints": [m.fingerprint() for m in self.models],
-            "layers": list(self.job),
+            "layers": list(self.job.record),
             "fake_relu": synthesis.fake_relu,
             "status": synthesis.status_of(i),
             "stop_reason": synthesis.stop_reasons[i],

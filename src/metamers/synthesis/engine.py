@@ -43,6 +43,7 @@ from safetensors.torch import load_file, save_file
 from metamers.errors import ConfigError, LayerError, ModelError
 from metamers.io import atomic_path
 from metamers.models import PixelModel, is_relu_layer
+from metamers.synthesis.jobs import LayerJobSpec, as_layer_job
 from metamers.synthesis.objectives import get_objective, range_penalty
 from metamers.synthesis.optimizers import make_optimizer
 from metamers.synthesis.schedules import make_schedule
@@ -60,7 +61,7 @@ class StopCriterion(Protocol):
     def __call__(self, stimuli: torch.Tensor, indices: torch.Tensor) -> torch.Tensor: ...
 
 
-LayerSpec = str | Sequence[str] | Sequence[str | Sequence[str]]
+LayerSpec = LayerJobSpec
 
 
 class MetamerSynthesis:
@@ -72,9 +73,13 @@ class MetamerSynthesis:
         One :class:`~metamers.models.PixelModel`, or several for an ensemble
         metamer (one stimulus matched at every model; weighted sum of losses).
     layers
-        Generation layer(s): one name for every model, or one entry per model
-        (a name, or a list of names whose losses are summed). With one model a
-        list of names means several layers of that model.
+        The one layer job these metamers match
+        (:class:`~metamers.synthesis.jobs.LayerJob`; read by
+        :func:`~metamers.synthesis.jobs.as_layer_job`): a name for every
+        model (``"blocks.3"``), layers matched jointly (``"a+b"``, or with one
+        model a list of names), or one entry per model (a name, or a list of
+        names whose losses are summed). Several jobs are
+        :func:`~metamers.synthesis.generate_metamers`'s business.
     references
         ``(N, *shape)`` references at the synthesis resolution (the largest
         model input; resized per model), or one tensor per model fitted to
@@ -574,20 +579,9 @@ def _check_models(models: list[PixelModel]) -> None:
 
 
 def _layer_lists(models: list[PixelModel], layers: LayerSpec) -> list[list[str]]:
-    if isinstance(layers, str):
-        per_model: list = [[layers]] * len(models)
-    else:
-        layers = list(layers)
-        if len(models) == 1 and all(isinstance(layer, str) for layer in layers):
-            per_model = [layers]
-        elif len(layers) == len(models):
-            per_model = [[e] if isinstance(e, str) else list(e) for e in layers]
-        else:
-            raise LayerError(
-                f"got {len(layers)} layer entries for {len(models)} models: give one name for "
-                "all models or one entry per model"
-            )
-    return [model.check_layers(names) for model, names in zip(models, per_model)]
+    """Per model, the layers of the one job ``layers`` describes (names checked)."""
+    job = as_layer_job(layers, len(models)).check(models)
+    return [list(names) for names in job.layers]
 
 
 def _synthesis_shape(models: list[PixelModel]) -> tuple[int, ...]:
