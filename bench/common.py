@@ -22,11 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from metamers.models import LOGITS, PixelModel
+from metamers.decisions import LabelSpace
+from metamers.models import PixelModel
 from metamers.null import NullDistribution, SmallNullWarning, compute_null
-from metamers.similarity.metrics import SIMILARITY_METRICS, similarities
+from metamers.similarity.metrics import SIMILARITY_METRICS
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis.objectives import normalized_l2
+from metamers.validation import judge
 
 MODEL = "efficientnet_lite0"
 LAYERS = ("blocks.1", "blocks.3", "blocks.5")
@@ -94,37 +96,48 @@ class TargetCheck:
         max_loss: float = 0.1,
     ) -> None:
         self.model, self.layer, self.max_loss = model, layer, max_loss
+        self.references, self.null = references, null
         with torch.inference_mode():
-            acts = model.activations(references, [layer, LOGITS])
-        self.target = acts[layer].clone()
-        self.labels = acts[LOGITS].argmax(dim=1).clone()
-        self.thresholds = {m: null.max(layer, m) for m in SIMILARITY_METRICS}
+            self.target = model.activations(references, [layer])[layer].clone()
         self.seconds = 0.0
         self.calls = 0
 
-    def __call__(self, stimuli: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        """``(n,)`` bool: item ``indices[k]`` with stimulus ``stimuli[k]`` meets the target."""
+    def __call__(self, synthesis, stimuli: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` bool: item ``indices[k]`` with stimulus ``stimuli[k]`` meets the target.
+
+        The engine's stop-criterion protocol (``synthesis`` is not needed here).
+        """
         started = time.perf_counter()
         ok = self.evaluate(stimuli, indices)["reached"]
         self.seconds += time.perf_counter() - started
         self.calls += 1
-        return torch.from_numpy(ok)
+        return torch.tensor(ok)
 
     def evaluate(self, stimuli: torch.Tensor, indices: torch.Tensor) -> dict[str, np.ndarray]:
-        """Every part of the test: label match, the metrics, the loss and ``reached``."""
+        """Every part of the test: label match, the metrics, the loss and ``reached``.
+
+        The label and null tests are the package's one judgement
+        (:func:`metamers.validation.judge`, 1000-way labels); the loss bound is the
+        benchmark's own target on top.
+        """
         indices = torch.as_tensor(indices).long()
+        stimuli = stimuli.detach().clamp(0.0, 1.0)
+        table = judge(
+            self.model,
+            stimuli,
+            self.references[indices],
+            [self.layer],
+            self.null,
+            labels=LabelSpace("native"),
+        )
         with torch.inference_mode():
-            acts = self.model.activations(stimuli.detach().clamp(0.0, 1.0), [self.layer, LOGITS])
-            target = self.target[indices]
-            values = {k: v.cpu().numpy() for k, v in similarities(target, acts[self.layer]).items()}
-            loss = normalized_l2(acts[self.layer], target).cpu().numpy()
-            match = (acts[LOGITS].argmax(dim=1) == self.labels[indices]).cpu().numpy()
-        above = np.logical_and.reduce([values[m] > self.thresholds[m] for m in SIMILARITY_METRICS])
+            acts = self.model.activations(stimuli, [self.layer])[self.layer]
+            loss = normalized_l2(acts, self.target[indices]).cpu().numpy()
         return {
-            "label": match,
+            "label": table["label_match"].to_numpy(),
             "loss": loss,
-            **values,
-            "reached": match & above & (loss <= self.max_loss),
+            **{m: table[m].to_numpy() for m in SIMILARITY_METRICS},
+            "reached": table["passed"].to_numpy() & (loss <= self.max_loss),
         }
 
 

@@ -224,7 +224,7 @@ def run_plenoptic(
             metamer.synthesize(min(check_every, budget_steps - steps), stop_criterion=0.0)
             seconds += time.perf_counter() - started
             steps = len(metamer.losses) - 1
-            reached = bool(check(metamer.metamer.detach(), torch.tensor([i]))[0])
+            reached = bool(check(None, metamer.metamer.detach(), torch.tensor([i]))[0])
         items.append(ItemRun(item, steps, seconds, reached))
     return MethodRun(
         "plenoptic",

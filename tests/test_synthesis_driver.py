@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from metamers.errors import ConfigError
 from metamers.models import ModelEntry, PixelModel, register_model
 from metamers.stimuli import resolve_stimuli
-from metamers.synthesis import generate_metamers, get_preset, load_results, reference_stop
+from metamers.synthesis import generate_metamers, get_preset, load_results
 
 
 def tiny_model(size: int = 16, seed: int = 0, name: str | None = None) -> PixelModel:
@@ -157,18 +157,18 @@ def test_ensemble_and_layer_errors(model, stimuli, tmp_path):
         generate_metamers(model, "3", stimuli[:0], tmp_path / "y", SETTINGS)
 
 
-def test_stop_criterion_factory(model, stimuli, tmp_path):
+def test_one_stop_criterion_serves_every_batch(model, stimuli, tmp_path):
     seen = []
 
-    def factory(synthesis):
-        seen.append(synthesis.item_ids)
-        return lambda x, idx: torch.ones(len(idx), dtype=torch.bool)
+    def criterion(synthesis, x, indices):
+        seen.append((tuple(synthesis.item_ids), indices.tolist()))
+        return torch.ones(len(indices), dtype=torch.bool)
 
     settings = get_preset("fast", max_steps=40, stop_check_every=10)
     results = generate_metamers(
-        model, "3", stimuli, tmp_path, settings, batch_size=4, stop_criterion=factory
+        model, "3", stimuli, tmp_path, settings, batch_size=2, limit=4, stop_criterion=criterion
     )
-    assert seen == [["img0", "img1", "img2", "img3"]]
+    assert seen == [(("img0", "img1"), [0, 1]), (("img2", "img3"), [0, 1])]
     assert {r.settings["stop_reason"] for r in results} == {"criterion"}
     assert {r.settings["steps"] for r in results} == {10}
 
@@ -193,21 +193,6 @@ def test_cli_generate_and_resume(model, stimuli, tmp_path):
     changed = runner.invoke(app, [*args[:-6], "--steps", "21", "--limit", "2"])
     assert changed.exit_code != 0
     assert isinstance(changed.exception, ConfigError)
-
-
-def test_reference_stop_adapter(model, stimuli, tmp_path):
-    asked = []
-
-    def accept(metamers, references, layer):
-        asked.append((metamers.shape, references.shape, layer))
-        return torch.ones(len(metamers), dtype=torch.bool)
-
-    settings = get_preset("fast", max_steps=30, stop_check_every=5)
-    results = generate_metamers(
-        model, "3", stimuli, tmp_path, settings, limit=2, stop_criterion=reference_stop(accept)
-    )
-    assert asked == [(torch.Size([2, 3, 16, 16]), torch.Size([2, 3, 16, 16]), "3")]
-    assert {r.settings["steps"] for r in results} == {5}
 
 
 @pytest.mark.filterwarnings("ignore:.*distinct stimuli")

@@ -190,8 +190,9 @@ def test_persistent_nan_marks_item_failed(refs):
 def test_stop_criterion_stops_chosen_items(model, refs):
     calls = []
 
-    def criterion(stimuli, indices):
+    def criterion(synthesis, stimuli, indices):
         calls.append((tuple(stimuli.shape), indices.tolist()))
+        assert synthesis.references.shape[0] == 3
         return indices == 1
 
     settings = get_preset("fast", max_steps=50, stop_check_every=10, init="noise")

@@ -54,3 +54,45 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def write_table(
+    table: Any, stem: str | os.PathLike[str], *, csv: bool = True, index: bool = False
+) -> list[Path]:
+    """Write a table as ``STEM.parquet`` (and ``STEM.csv``), each file atomically.
+
+    The one way the package writes its tables: Parquet for programs, CSV for
+    people and spreadsheets, both complete or absent.
+
+    Parameters
+    ----------
+    table
+        A :class:`pandas.DataFrame`.
+    stem
+        Destination without suffix (any suffix given is replaced).
+    csv
+        Also write the CSV copy.
+    index
+        Keep the row index (e.g. a similarity matrix's layer labels).
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Examples
+    --------
+    >>> import pandas as pd, tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> [p.name for p in write_table(pd.DataFrame({"a": [1]}), folder / "t")]
+    ['t.parquet', 't.csv']
+    """
+    stem = Path(stem)
+    written = [stem.with_suffix(".parquet")]
+    with atomic_path(written[0]) as tmp:
+        table.to_parquet(tmp, index=index)
+    if csv:
+        written.append(stem.with_suffix(".csv"))
+        with atomic_path(written[1]) as tmp:
+            table.to_csv(tmp, index=index)
+    return written

@@ -35,22 +35,58 @@ def imagenet_wnids() -> tuple[str, ...]:
     return tuple(info.index_to_label_name(i) for i in range(1000))
 
 
+SIXTEEN_WAY_RULES = ("feather2023", "geirhos2021")
+"""Named 16-way decision rules; see :func:`sixteen_way_choice`."""
+
+DEFAULT_SIXTEEN_WAY_RULE = "feather2023"
+"""The published rule of the metamer work this package reproduces (see docs/validation.md)."""
+
+FEATHER2023_ADDED_CLASSES = {"oven": (544,)}
+"""ImageNet classes the published 16-way code adds to the official WordNet lists.
+
+Feather et al.'s code routes ImageNet classes to categories through their label
+names, so "Dutch oven" (index 544, WordNet ``n03259280``) counts as *oven*,
+while the official list names a different synset (``n03259401``) that is not
+among the 1000 classes. An independent re-run of the published code on the same
+logits found this to be the only difference of its effective index sets.
+"""
+
+
+def check_sixteen_way_rule(rule: str) -> str:
+    """Return ``rule`` if it is one of :data:`SIXTEEN_WAY_RULES`, else raise ``ValueError``."""
+    if rule not in SIXTEEN_WAY_RULES:
+        raise ValueError(f"unknown 16-way rule {rule!r}; use one of {SIXTEEN_WAY_RULES}")
+    return rule
+
+
 @cache
-def geirhos16_categories() -> dict[str, tuple[int, ...]]:
-    """The 16 entry-level categories, each mapped to its ImageNet-1k indices."""
+def geirhos16_categories(rule: str = "geirhos2021") -> dict[str, tuple[int, ...]]:
+    """The 16 entry-level categories, each mapped to its ImageNet-1k indices.
+
+    Parameters
+    ----------
+    rule
+        ``"geirhos2021"``: the official WordNet lists (model-vs-human);
+        ``"feather2023"``: the published metamer code's effective sets (the
+        official lists plus :data:`FEATHER2023_ADDED_CLASSES`).
+    """
+    check_sixteen_way_rule(rule)
     text = resources.files("metamers").joinpath("data/geirhos16_wnids.json").read_text()
     wnids_by_category = json.loads(text)["categories"]
     index_of = {wnid: i for i, wnid in enumerate(imagenet_wnids())}
+    extra = FEATHER2023_ADDED_CLASSES if rule == "feather2023" else {}
     return {
-        name: tuple(sorted(index_of[w] for w in wnids if w in index_of))
+        name: tuple(
+            sorted({index_of[w] for w in wnids if w in index_of} | set(extra.get(name, ())))
+        )
         for name, wnids in sorted(wnids_by_category.items())
     }
 
 
 @cache
-def _imagenet_to_16way() -> torch.Tensor:
+def _imagenet_to_16way(rule: str) -> torch.Tensor:
     lookup = torch.full((1000,), -1, dtype=torch.long)
-    for k, indices in enumerate(geirhos16_categories().values()):
+    for k, indices in enumerate(geirhos16_categories(rule).values()):
         lookup[list(indices)] = k
     return lookup
 
@@ -60,31 +96,50 @@ def sixteen_way_names() -> tuple[str, ...]:
     return tuple(geirhos16_categories())
 
 
-def sixteen_way_choice(logits: torch.Tensor) -> torch.Tensor:
-    """The published 16-way decision from 1000-way ImageNet logits.
+def sixteen_way_choice(logits: torch.Tensor, rule: str = DEFAULT_SIXTEEN_WAY_RULE) -> torch.Tensor:
+    """The 16-way decision from 1000-way ImageNet logits, by a named rule.
 
-    Walking the classes from highest logit down, the choice is the first class
-    that belongs to one of the 16 categories.
+    ``"feather2023"`` (published metamer code): walking the classes from the
+    highest logit down, the first class that belongs to one of the 16
+    categories (its effective sets, see :func:`geirhos16_categories`).
+    ``"geirhos2021"`` (model-vs-human): the category with the highest *mean*
+    softmax probability over its member classes (official sets).
 
     Parameters
     ----------
     logits
         ``(N, 1000)`` ImageNet logits.
+    rule
+        One of :data:`SIXTEEN_WAY_RULES`.
 
     Returns
     -------
     torch.Tensor
         ``(N,)`` category indices into :func:`sixteen_way_names`.
+
+    Examples
+    --------
+    >>> logits = torch.zeros(1, 1000)
+    >>> logits[0, 544] = 5.0  # Dutch oven
+    >>> sixteen_way_names()[int(sixteen_way_choice(logits, "feather2023")[0])]
+    'oven'
     """
-    lookup = _imagenet_to_16way().to(logits.device)
-    member = lookup >= 0
-    masked = logits.masked_fill(~member, float("-inf"))
+    check_sixteen_way_rule(rule)
+    if rule == "geirhos2021":
+        probabilities = logits.float().softmax(dim=1)
+        means = [
+            probabilities[:, list(indices)].mean(dim=1)
+            for indices in geirhos16_categories(rule).values()
+        ]
+        return torch.stack(means, dim=1).argmax(dim=1)
+    lookup = _imagenet_to_16way(rule).to(logits.device)
+    masked = logits.masked_fill(lookup < 0, float("-inf"))
     return lookup[masked.argmax(dim=1)]
 
 
-def imagenet_to_16way(index: int | None) -> int | None:
-    """The 16-way category of an ImageNet index, or ``None`` if it belongs to none."""
+def imagenet_to_16way(index: int | None, rule: str = DEFAULT_SIXTEEN_WAY_RULE) -> int | None:
+    """The 16-way category of an ImageNet index under ``rule``, or ``None`` if in none."""
     if index is None:
         return None
-    category = int(_imagenet_to_16way()[index])
+    category = int(_imagenet_to_16way(check_sixteen_way_rule(rule))[index])
     return None if category < 0 else category

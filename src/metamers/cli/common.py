@@ -16,7 +16,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from metamers.decisions import LABEL_SPACES, LabelSpace
+from metamers.labels import DEFAULT_SIXTEEN_WAY_RULE, SIXTEEN_WAY_RULES
 from metamers.models import PixelModel, load_model
+from metamers.null.criterion import CRITERION_KINDS, DEFAULT_NULL_PAIRS, NullCriterion
 
 console = Console(stderr=True)
 out = Console()
@@ -30,6 +33,33 @@ TrustCode = typer.Option(
 )
 Device = typer.Option(None, "--device", help="torch device (default: cuda if available, else cpu).")
 SkipBad = typer.Option(False, "--skip-bad", help="Skip undecodable stimuli with a warning.")
+
+LabelSpaceOption = typer.Option(
+    "auto",
+    "--label-space",
+    help=f"Label space of model decisions, one of {', '.join(LABEL_SPACES)}: auto = 16-way for "
+    "ImageNet models (as published), each model's own classes otherwise.",
+)
+SixteenWayFlag = typer.Option(False, "--16way", help="Shorthand for --label-space 16-way.")
+SixteenWayRuleOption = typer.Option(
+    DEFAULT_SIXTEEN_WAY_RULE,
+    "--16way-rule",
+    help=f"16-way decision rule, one of {', '.join(SIXTEEN_WAY_RULES)} "
+    "(first hit, as published; or mean probability per category).",
+)
+CriterionOption = typer.Option(
+    "max", "--criterion", help=f"Null criterion, one of {', '.join(CRITERION_KINDS)}."
+)
+QuantileOption = typer.Option(0.999, "--quantile", help="Quantile for --criterion quantile.")
+AlphaOption = typer.Option(0.001, "--alpha", help="Level for --criterion p_value.")
+InclusiveOption = typer.Option(
+    False,
+    "--inclusive/--strict",
+    help="Pass at a value equal to the threshold (>=, the published code) or only beyond it.",
+)
+NullPairsOption = typer.Option(
+    DEFAULT_NULL_PAIRS, "--pairs", min=1, help="Number of null pairs (cached per model)."
+)
 
 
 def pick_device(device: str | None) -> str:
@@ -63,6 +93,20 @@ def open_model(
         trust_code=trust_code,
         device=pick_device(device),
     )
+
+
+def label_space(
+    space: str, sixteen_way: bool = False, rule: str = DEFAULT_SIXTEEN_WAY_RULE
+) -> LabelSpace:
+    """The :class:`~metamers.decisions.LabelSpace` the label options describe."""
+    return LabelSpace("16-way" if sixteen_way else space, rule)
+
+
+def null_criterion(
+    kind: str, quantile: float = 0.999, alpha: float = 0.001, inclusive: bool = False
+) -> NullCriterion:
+    """The :class:`~metamers.null.NullCriterion` the criterion options describe."""
+    return NullCriterion(kind=kind, q=quantile, alpha=alpha, inclusive=inclusive)
 
 
 def split_list(text: str | None) -> list[str]:

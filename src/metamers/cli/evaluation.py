@@ -11,12 +11,21 @@ from rich.table import Table
 
 from metamers.cli.app import app
 from metamers.cli.common import (
+    AlphaOption,
+    CriterionOption,
     Device,
+    InclusiveOption,
+    LabelSpaceOption,
+    QuantileOption,
     RandomWeights,
+    SixteenWayFlag,
+    SixteenWayRuleOption,
     SkipBad,
     TrustCode,
     Weights,
     console,
+    label_space,
+    null_criterion,
     open_model,
     out,
     progress_bar,
@@ -24,6 +33,7 @@ from metamers.cli.common import (
 )
 from metamers.evaluation.compare import compare_models, save_similarity_matrix
 from metamers.models import PixelModel
+from metamers.null import DEFAULT_NULL_PAIRS
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis.jobs import parse_model_layers
 
@@ -142,11 +152,23 @@ def evaluate_command(
         "generation layers an observer also has).",
     ),
     null_stimuli: str = typer.Option("bundled:photos", "--null-stimuli"),
-    pairs: int = typer.Option(2000, "--pairs", min=10, help="Pairs per null."),
+    pairs: int = typer.Option(
+        None,
+        "--pairs",
+        min=10,
+        help="Pairs per null (default: the size of the folder's stored validation, else "
+        f"{DEFAULT_NULL_PAIRS}).",
+    ),
     all_metamers: bool = typer.Option(
         False, "--all", help="Evaluate every metamer, not only accepted ones."
     ),
-    sixteen_way: bool = typer.Option(False, "--16way"),
+    labels: str = LabelSpaceOption,
+    sixteen_way: bool = SixteenWayFlag,
+    rule: str = SixteenWayRuleOption,
+    criterion: str = CriterionOption,
+    quantile: float = QuantileOption,
+    alpha: float = AlphaOption,
+    inclusive: bool = InclusiveOption,
     n_boot: int = typer.Option(1000, "--bootstrap", min=10),
     seed: int = typer.Option(0, "--seed"),
     random_weights: bool = RandomWeights,
@@ -188,7 +210,8 @@ def evaluate_command(
             null_stimuli=null_stimuli,
             n_pairs=pairs,
             accepted_only=not all_metamers,
-            sixteen_way=sixteen_way,
+            labels=label_space(labels, sixteen_way, rule),
+            criterion=null_criterion(criterion, quantile, alpha, inclusive),
             n_boot=n_boot,
             seed=seed,
         )

@@ -12,6 +12,7 @@ from metamers.cli.app import app
 from metamers.cli.common import (
     Device,
     RandomWeights,
+    SixteenWayRuleOption,
     SkipBad,
     TrustCode,
     Weights,
@@ -20,9 +21,8 @@ from metamers.cli.common import (
     out,
     progress_bar,
 )
-from metamers.errors import MetamersError
+from metamers.decisions import LabelSpace
 from metamers.extraction import Extractor, save_features
-from metamers.labels import sixteen_way_choice, sixteen_way_names
 from metamers.models import registered_models
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis.jobs import parse_layer_list
@@ -75,6 +75,7 @@ def classify_command(
     sixteen_way: bool = typer.Option(
         False, "--16way", help="Geirhos 16-way categories (ImageNet models)."
     ),
+    rule: str = SixteenWayRuleOption,
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N stimuli."),
     skip_bad: bool = SkipBad,
@@ -87,17 +88,17 @@ def classify_command(
     net = open_model(
         model, random_weights=random_weights, weights=weights, trust_code=trust_code, device=device
     )
-    if sixteen_way and net.label_space != "imagenet":
-        raise MetamersError(f"--16way needs an ImageNet model; {model} outputs {net.label_space}")
+    sixteen = LabelSpace("16-way", rule) if sixteen_way else None
+    if sixteen is not None:
+        sixteen.resolved(net.label_space)  # refuses a model that is not an ImageNet classifier
     stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad).limit(limit)
     names = net.class_names or tuple(str(i) for i in range(10**6))
     table = Table("stimulus", "label", "prediction (probability)")
     for chunk, x in stimulus_set.batches(net.input_shape, batch_size):
         with torch.inference_mode():
             logits = net(x.to(net.device)).float()
-        if sixteen_way:
-            choices = sixteen_way_choice(logits)
-            rows = [sixteen_way_names()[int(c)] for c in choices]
+        if sixteen is not None:
+            rows = [str(n) for n in sixteen.names(net, sixteen.decide(net, logits))]
         else:
             probs, idx = logits.softmax(1).topk(min(top, logits.shape[1]), dim=1)
             rows = [

@@ -13,24 +13,32 @@ from rich.table import Table
 
 from metamers.cli.app import app
 from metamers.cli.common import (
+    AlphaOption,
+    CriterionOption,
     Device,
+    InclusiveOption,
+    LabelSpaceOption,
+    NullPairsOption,
+    QuantileOption,
     RandomWeights,
+    SixteenWayFlag,
+    SixteenWayRuleOption,
     TrustCode,
     Weights,
     console,
+    label_space,
+    null_criterion,
     open_model,
     out,
     progress_bar,
 )
-from metamers.errors import ConfigError, MetamersError
-from metamers.io import atomic_path
-from metamers.null import NullCriterion, compute_null, null_provider, validate_results
+from metamers.errors import ConfigError
+from metamers.io import write_table
+from metamers.null import compute_null
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis.jobs import parse_layer_list
+from metamers.validation import null_provider, validate_results
 
-Pairs = typer.Option(
-    10_000, "--pairs", min=1, help="Number of null pairs N (part of every criterion)."
-)
 Seed = typer.Option(0, "--seed", help="Seed of the null's sampling and augmentation.")
 CacheDir = typer.Option(
     None,
@@ -64,7 +72,7 @@ def null_command(
     model: str = typer.Argument(..., help="Model name."),
     layers: str = typer.Option(..., "--layers", help="Comma-separated layers."),
     stimuli: str = typer.Option(..., "--stimuli", help="Natural stimuli for the pairs (spec)."),
-    pairs: int = Pairs,
+    pairs: int = NullPairsOption,
     seed: int = Seed,
     cache_dir: str = CacheDir,
     batch_size: int = BatchSize,
@@ -102,16 +110,17 @@ def null_command(
 @app.command("validate")
 def validate_command(
     directory: Path = typer.Argument(..., help="A `metamers generate` output folder."),
-    pairs: int = Pairs,
+    pairs: int = NullPairsOption,
     null_stimuli: str = typer.Option(
         "bundled:photos", "--null-stimuli", help="Natural stimuli for the null pairs (spec)."
     ),
-    sixteen_way: bool = typer.Option(False, "--16way", help="Compare 16-way (Geirhos) labels."),
-    criterion: str = typer.Option(
-        "max", "--criterion", help="max (published), quantile or p_value."
-    ),
-    quantile: float = typer.Option(0.999, "--quantile", help="Quantile for --criterion quantile."),
-    alpha: float = typer.Option(0.001, "--alpha", help="Level for --criterion p_value."),
+    labels: str = LabelSpaceOption,
+    sixteen_way: bool = SixteenWayFlag,
+    rule: str = SixteenWayRuleOption,
+    criterion: str = CriterionOption,
+    quantile: float = QuantileOption,
+    alpha: float = AlphaOption,
+    inclusive: bool = InclusiveOption,
     seed: int = Seed,
     cache_dir: str = CacheDir,
     batch_size: int = BatchSize,
@@ -127,7 +136,6 @@ def validate_command(
     other weights is refused (random weights are seeded, so they match).
     """
     results = _load_results(directory)
-    rule = NullCriterion(kind=criterion, q=quantile, alpha=alpha)
     provider = null_provider(
         resolve_stimuli(null_stimuli), pairs, seed=seed, cache_dir=cache_dir, batch_size=batch_size
     )
@@ -142,10 +150,10 @@ def validate_command(
                 trust_code=trust_code,
                 device=device,
             ),
-            sixteen_way=sixteen_way,
-            criterion=rule,
+            labels=label_space(labels, sixteen_way, rule),
+            criterion=null_criterion(criterion, quantile, alpha, inclusive),
         )
-    _write_table(table, directory / "validation")
+    write_table(table, directory / "validation")
     _print_validation(table)
     out.print(f"wrote {directory / 'validation.parquet'} and {directory / 'validation.csv'}")
 
@@ -153,27 +161,17 @@ def validate_command(
 def _load_results(directory: Path) -> list:
     if not directory.is_dir():
         raise ConfigError(f"{directory} is not a folder; give a `metamers generate` output folder")
-    try:
-        from metamers.synthesis import load_results
-    except ImportError as exc:
-        raise MetamersError(
-            "this installation has no metamers.synthesis.load_results; cannot read metamers"
-        ) from exc
+    from metamers.synthesis import load_results
+
     results = load_results(directory)
     if not results:
         raise ConfigError(f"no finished metamers in {directory}")
     return results
 
 
-def _write_table(table: pd.DataFrame, stem: Path) -> None:
-    with atomic_path(stem.with_suffix(".parquet")) as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(stem.with_suffix(".csv")) as tmp:
-        table.to_csv(tmp, index=False)
-
-
 def _print_validation(table: pd.DataFrame) -> None:
     detail = Table("metamer", "model", "layer", "accepted", "failed", "ρ", "r", "SNR dB")
+    sign = "≥" if bool(table["criterion_inclusive"].iloc[0]) else ">"
     for row in table.itertuples():
         detail.add_row(
             str(row.stimulus_id),
@@ -181,9 +179,9 @@ def _print_validation(table: pd.DataFrame) -> None:
             row.layer,
             "yes" if row.accepted else "[red]no[/red]",
             row.failed or "-",
-            f"{row.spearman:.3f} > {row.spearman_threshold:.3f}",
-            f"{row.pearson:.3f} > {row.pearson_threshold:.3f}",
-            f"{row.snr_db:.1f} > {row.snr_db_threshold:.1f}",
+            f"{row.spearman:.3f} {sign} {row.spearman_threshold:.3f}",
+            f"{row.pearson:.3f} {sign} {row.pearson_threshold:.3f}",
+            f"{row.snr_db:.1f} {sign} {row.snr_db_threshold:.1f}",
         )
     out.print(detail)
     rates = table.groupby(["model", "layer"], sort=False).agg(
@@ -200,3 +198,4 @@ def _print_validation(table: pd.DataFrame) -> None:
         )
     out.print(summary)
     out.print(f"criterion: {table['criterion'].iloc[0]}")
+    out.print(f"label space: {', '.join(sorted(table['label_space'].unique()))}")

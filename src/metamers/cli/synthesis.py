@@ -21,9 +21,10 @@ from metamers.cli.common import (
     split_list,
 )
 from metamers.errors import ConfigError
-from metamers.null import acceptance_stop_factory, null_provider
+from metamers.null import DEFAULT_NULL_PAIRS
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis import generate_metamers, get_preset, parse_layer_jobs
+from metamers.validation import AcceptanceStop, null_provider
 
 LAYERS_HELP = (
     "Layer jobs, each its own metamers: 'a,b' = two jobs; 'a+b' = one metamer matching a and b "
@@ -59,7 +60,8 @@ def generate_command(
     stop_accepted: bool = typer.Option(
         False,
         "--stop-accepted",
-        help="Stop an item once it passes the published acceptance test (label + null maximum).",
+        help="Stop an item once it passes the acceptance test of `metamers validate` "
+        "(default label space and criterion).",
     ),
     check_every: int = typer.Option(
         None, "--check-every", min=1, help="Steps between acceptance checks (default 50)."
@@ -68,7 +70,10 @@ def generate_command(
         "bundled:photos", "--null-stimuli", help="Natural stimuli of the null (--stop-accepted)."
     ),
     null_pairs: int = typer.Option(
-        2000, "--null-pairs", min=1, help="Null pairs for --stop-accepted (cached)."
+        DEFAULT_NULL_PAIRS,
+        "--null-pairs",
+        min=1,
+        help="Null pairs for --stop-accepted (cached; the same default as `metamers validate`).",
     ),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     seed: int = typer.Option(0, "--seed"),
@@ -111,7 +116,7 @@ def generate_command(
     stop = None
     if stop_accepted:
         # A null per model and job layers, built once and then read from the null cache.
-        stop = acceptance_stop_factory(null_provider(resolve_stimuli(null_stimuli), null_pairs))
+        stop = AcceptanceStop(null_provider(resolve_stimuli(null_stimuli), null_pairs))
     started = time.perf_counter()
     with _generate_progress() as bar:
         task = bar.add_task(

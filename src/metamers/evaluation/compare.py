@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from metamers.errors import ConfigError, MetamersError
 from metamers.extraction import Extractor
-from metamers.io import atomic_path
+from metamers.io import atomic_path, write_table
 from metamers.models import PixelModel, load_model
 from metamers.similarity.cka import KERNELS, Kernel, cka_from_grams, gram_matrix
 from metamers.similarity.rdm import (
@@ -349,10 +349,7 @@ def save_similarity_matrix(
     """
     folder = Path(out_dir)
     paths = {suffix: folder / f"{stem}.{suffix}" for suffix in ("csv", "parquet", "png")}
-    with atomic_path(paths["csv"]) as tmp:
-        matrix.to_csv(tmp)
-    with atomic_path(paths["parquet"]) as tmp:
-        matrix.to_parquet(tmp)
+    write_table(matrix, folder / stem, index=True)
     figure = plot_similarity_matrix(matrix)
     with atomic_path(paths["png"]) as tmp:
         figure.savefig(tmp, format="png", dpi=150)

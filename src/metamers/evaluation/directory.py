@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from metamers.decisions import LabelSpace
 from metamers.errors import ConfigError
 from metamers.evaluation.transfer import (
     TransferResults,
@@ -20,14 +21,22 @@ from metamers.evaluation.transfer import (
     recognition_heatmap,
     representation_heatmap,
 )
-from metamers.io import atomic_path
+from metamers.io import atomic_path, write_table
 from metamers.models import PixelModel, load_model
-from metamers.null.acceptance import null_provider, validate_results
+from metamers.null.criterion import DEFAULT_NULL_PAIRS, NullCriterion
 from metamers.null.distribution import compute_null
 from metamers.stimuli import resolve_stimuli
+from metamers.synthesis.jobs import LayerJob
 from metamers.synthesis.results import MetamerResult
+from metamers.validation import (
+    accepted_mask,
+    check_validation,
+    null_provider,
+    validate_results,
+)
 
 VALIDATION_FILE = "validation.parquet"
+
 EVALUATION_FOLDER = "evaluation"
 
 
@@ -36,26 +45,52 @@ def accepted_results(
     results: list[MetamerResult],
     *,
     null_stimuli: str,
-    n_pairs: int,
+    n_pairs: int | None,
     seed: int,
     models: Callable[[str], PixelModel] | None = None,
+    labels: LabelSpace | None = None,
+    criterion: NullCriterion | None = None,
 ) -> list[MetamerResult]:
-    """The metamers accepted by their generators, from ``validation.parquet`` or a fresh validation."""
+    """The metamers accepted by their generators, from ``validation.parquet`` or a fresh validation.
+
+    A stored validation is used only when it describes exactly these metamers
+    and was made with the same label space and criterion (and null size, when
+    ``n_pairs`` is given): :func:`metamers.validation.check_validation` refuses
+    it otherwise, with the command that redoes it. Without a stored validation
+    one is made (with ``n_pairs`` or :data:`metamers.null.DEFAULT_NULL_PAIRS` pairs) and written.
+
+    Parameters
+    ----------
+    out_dir
+        The generate folder.
+    results
+        Its metamers (``load_results(out_dir)``).
+    null_stimuli, n_pairs, seed
+        The null of a fresh validation.
+    models
+        ``load(name) -> PixelModel`` for the generators.
+    labels, criterion
+        The acceptance settings (defaults as in :func:`metamers.validation.accept`).
+    """
     path = out_dir / VALIDATION_FILE
     if path.exists():
         table = pd.read_parquet(path)
-    else:
-        nulls = null_provider(resolve_stimuli(null_stimuli), n_pairs, seed=seed)
-        table = validate_results(results, nulls, models=models)
-        with atomic_path(path) as tmp:
-            table.to_parquet(tmp, index=False)
-    accepted = table.groupby("result_index")["accepted_all_models"].first()
-    if len(accepted) != len(results):
-        raise ConfigError(
-            f"{path} describes {len(accepted)} metamers but {out_dir} holds {len(results)}; "
-            f"delete it (or re-run `metamers validate {out_dir}`)"
+        check_validation(
+            table,
+            results,
+            labels=labels,
+            criterion=criterion,
+            n_pairs=n_pairs,
+            models=models,
+            source=str(path),
         )
-    return [r for i, r in enumerate(results) if bool(accepted.get(i, False))]
+    else:
+        pairs = n_pairs if n_pairs is not None else DEFAULT_NULL_PAIRS
+        nulls = null_provider(resolve_stimuli(null_stimuli), pairs, seed=seed)
+        table = validate_results(results, nulls, models=models, labels=labels, criterion=criterion)
+        write_table(table, path.with_suffix(""))
+    mask = accepted_mask(table, len(results))
+    return [r for r, ok in zip(results, mask, strict=True) if ok]
 
 
 def stimulus_targets(results: Sequence[MetamerResult]) -> dict[str, int | None]:
@@ -71,9 +106,10 @@ def evaluate_directory(
     representation_test: bool = False,
     observer_layers: dict[str, Sequence[str]] | None = None,
     null_stimuli: str = "bundled:photos",
-    n_pairs: int = 2000,
+    n_pairs: int | None = None,
     accepted_only: bool = True,
-    sixteen_way: bool = False,
+    labels: LabelSpace | None = None,
+    criterion: NullCriterion | None = None,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> TransferResults:
@@ -98,11 +134,17 @@ def evaluate_directory(
         the observer also has.
     null_stimuli, n_pairs
         Natural stimuli and number of pairs of every null (validation and
-        representation test).
+        representation test). ``n_pairs=None``: the size of the stored
+        validation's null, else :data:`metamers.null.DEFAULT_NULL_PAIRS`.
     accepted_only
-        Evaluate only metamers that pass their generator's acceptance test.
-    sixteen_way
-        16-way decisions for ImageNet observers.
+        Evaluate only metamers that pass their generator's acceptance test. A
+        stored ``validation.parquet`` made under other settings is refused.
+    labels
+        Label space of acceptance and recognition (default ``LabelSpace()``:
+        16-way for ImageNet models, as published).
+    criterion
+        How similarities meet a null, in acceptance and the representation
+        test (default ``NullCriterion()``: ``> max``).
     n_boot, seed
         Bootstrap size and seed (also the null seed).
 
@@ -134,7 +176,14 @@ def evaluate_directory(
     models = [get_model(o) if isinstance(o, str) else o for o in observers]
     if accepted_only:
         results = accepted_results(
-            out, results, null_stimuli=null_stimuli, n_pairs=n_pairs, seed=seed, models=get_model
+            out,
+            results,
+            null_stimuli=null_stimuli,
+            n_pairs=n_pairs,
+            seed=seed,
+            models=get_model,
+            labels=labels,
+            criterion=criterion,
         )
         if not results:
             raise ConfigError(f"no metamer in {out} is accepted; nothing to evaluate")
@@ -142,7 +191,8 @@ def evaluate_directory(
     nulls = None
     if representation_test:
         pool = resolve_stimuli(null_stimuli)
-        nulls = {m.name: compute_null(m, layers[m.name], pool, n_pairs, seed=seed) for m in models}
+        pairs = n_pairs or _stored_null_pairs(out) or DEFAULT_NULL_PAIRS
+        nulls = {m.name: compute_null(m, layers[m.name], pool, pairs, seed=seed) for m in models}
     generators = {name: get_model(name) for r in results if len(r.models) == 1 for name in r.models}
     evaluation = evaluate_transfer(
         results,
@@ -151,7 +201,8 @@ def evaluate_directory(
         targets=stimulus_targets(results),
         nulls=nulls,
         observer_layers=layers,
-        sixteen_way=sixteen_way,
+        labels=labels,
+        criterion=criterion,
         n_boot=n_boot,
         seed=seed,
     )
@@ -159,12 +210,28 @@ def evaluate_directory(
     return evaluation
 
 
+def _stored_null_pairs(out: Path) -> int | None:
+    """The null size of the folder's stored validation, if there is one."""
+    path = out / VALIDATION_FILE
+    if not path.exists():
+        return None
+    sizes = pd.read_parquet(path, columns=["null_pairs"])["null_pairs"].unique()
+    return int(sizes.max()) if len(sizes) else None
+
+
 def _observer_layers(
     results: Sequence[MetamerResult],
     observers: Sequence[PixelModel],
     given: dict[str, Sequence[str]] | None,
 ) -> dict[str, list[str]]:
-    generation_layers = list(dict.fromkeys(layer for r in results for layer in r.layers))
+    generation_layers = list(
+        dict.fromkeys(
+            layer
+            for r in results
+            for layers in LayerJob.from_record(r.layers).layers
+            for layer in layers
+        )
+    )
     layers = {}
     for observer in observers:
         if given and observer.name in given:

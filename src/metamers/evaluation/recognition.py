@@ -15,45 +15,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from metamers.labels import imagenet_to_16way, sixteen_way_choice
+from metamers.decisions import LabelSpace, classify
 from metamers.models import PixelModel
-from metamers.null.acceptance import fit_to_model as resize_to_model
-from metamers.stimuli.images import match_channels
 from metamers.synthesis.results import MetamerResult
 
 
-def fit_to_model(stimuli: torch.Tensor, model: PixelModel) -> torch.Tensor:
-    """Fit a ``(N, ...)`` batch to ``model``: grey/colour conversion, then the validation resize.
-
-    Observers may take other channels than the generator (e.g. a colour metamer
-    judged by a grey-scale model); the resize itself is
-    :func:`metamers.null.acceptance.fit_to_model`, shared with validation.
-    """
-    if model.modality == "image" and stimuli.shape[1] != model.input_shape[0]:
-        stimuli = torch.stack([match_channels(s, model.input_shape[0]) for s in stimuli])
-    return resize_to_model(stimuli, model)
-
-
-def predict(
-    model: PixelModel, stimuli: torch.Tensor, *, sixteen_way: bool = False, batch_size: int = 32
+def _true_targets(
+    results: Sequence[MetamerResult],
+    targets: dict[str, int | None],
+    observer: PixelModel,
+    labels: LabelSpace,
 ) -> np.ndarray:
-    """Class decisions of ``model`` for a batch of stimuli (16-way if asked)."""
-    decisions = []
-    for start in range(0, stimuli.shape[0], batch_size):
-        x = fit_to_model(stimuli[start : start + batch_size], model).to(model.device)
-        with torch.inference_mode():
-            logits = model(x).float()
-        choice = sixteen_way_choice(logits) if sixteen_way else logits.argmax(1)
-        decisions.append(choice.cpu().numpy())
-    return np.concatenate(decisions) if decisions else np.zeros(0, dtype=np.int64)
-
-
-def _true_targets(results: Sequence[MetamerResult], targets: dict[str, int | None], sixteen: bool):
+    """True labels (given in the observer's own classes) mapped into ``labels``; NaN if none."""
     values = []
     for result in results:
-        target = targets.get(result.stimulus_id)
-        if sixteen:
-            target = imagenet_to_16way(target)
+        target = labels.target(observer, targets.get(result.stimulus_id))
         values.append(np.nan if target is None else float(target))
     return np.asarray(values)
 
@@ -64,7 +40,7 @@ def recognition_table(
     generators: dict[str, PixelModel] | None = None,
     *,
     targets: dict[str, int | None] | None = None,
-    sixteen_way: bool = False,
+    labels: LabelSpace | None = None,
 ) -> pd.DataFrame:
     """One row per metamer × observer: decisions and whether they are correct.
 
@@ -78,27 +54,31 @@ def recognition_table(
         Generating models by name, to label the references (single-model metamers);
         when missing, ``correct_vs_generator`` is NaN.
     targets
-        True label (ImageNet index, or the set's class index) per stimulus id.
-    sixteen_way
-        Use the published 16-way decision (ImageNet observers only).
+        True label (ImageNet index, or the set's class index) per stimulus id,
+        in the observers' own classes.
+    labels
+        The label space of every decision (default ``LabelSpace()``: 16-way
+        for ImageNet observers, as published; each model's own classes otherwise).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``generator, layer, stimulus_id, observer, metamer_choice,
-        reference_choice, correct_vs_label, correct_vs_generator, agrees_with_reference``.
+        Columns ``generator, layer, stimulus_id, observer, label_space,
+        metamer_choice, reference_choice, correct_vs_label, correct_vs_generator,
+        agrees_with_reference``.
     """
     results = list(results)
     if not results:
         return pd.DataFrame()
     metamers = torch.stack([r.metamer for r in results])
     references = torch.stack([r.reference for r in results])
-    truth = _true_targets(results, targets or {}, sixteen_way)
-    generator_labels = _generator_labels(results, generators or {}, sixteen_way)
+    labels = labels or LabelSpace()
     frames = []
     for observer in observers:
-        on_metamer = predict(observer, metamers, sixteen_way=sixteen_way)
-        on_reference = predict(observer, references, sixteen_way=sixteen_way)
+        truth = _true_targets(results, targets or {}, observer, labels)
+        generator_labels = _generator_labels(results, generators or {}, observer, labels)
+        on_metamer = classify(observer, metamers, labels)
+        on_reference = classify(observer, references, labels)
         frames.append(
             pd.DataFrame(
                 {
@@ -106,6 +86,7 @@ def recognition_table(
                     "layer": [r.layer for r in results],
                     "stimulus_id": [r.stimulus_id for r in results],
                     "observer": observer.name,
+                    "label_space": labels.describe(observer),
                     "metamer_choice": on_metamer,
                     "reference_choice": on_reference,
                     "correct_vs_label": _compare(on_metamer, truth),
@@ -121,14 +102,26 @@ def _compare(choices: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(targets), np.nan, (choices == targets).astype(float))
 
 
-def _generator_labels(results, generators: dict[str, PixelModel], sixteen_way: bool) -> np.ndarray:
-    labels = np.full(len(results), np.nan)
+def _generator_labels(
+    results: Sequence[MetamerResult],
+    generators: dict[str, PixelModel],
+    observer: PixelModel,
+    labels: LabelSpace,
+) -> np.ndarray:
+    """The generator's decision on each reference, where it is comparable with the observer's.
+
+    Comparable means both decide in the same label space (e.g. both 16-way, or
+    both 1000-way ImageNet); elsewhere NaN.
+    """
+    decided = np.full(len(results), np.nan)
     for name, model in generators.items():
+        if labels.describe(model) != labels.describe(observer):
+            continue
         rows = [i for i, r in enumerate(results) if r.models == (name,)]
         if rows:
             refs = torch.stack([results[i].reference for i in rows])
-            labels[rows] = predict(model, refs, sixteen_way=sixteen_way)
-    return labels
+            decided[rows] = classify(model, refs, labels)
+    return decided
 
 
 def bootstrap_mean(

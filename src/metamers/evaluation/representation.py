@@ -4,8 +4,9 @@ For an observer model and each of its layers, the metamer's activations are
 compared with the reference's (Spearman, Pearson, dB SNR) and judged against
 the null distribution of *that observer layer* (random pairs of different
 natural stimuli). A metamer passes at an observer layer when all three
-similarities exceed the null's maximum there — the published acceptance
-criterion, applied to a model that did not generate the metamer. This answers
+similarities pass the null criterion there (beyond the null's maximum by
+default) — the published acceptance judgement (:func:`metamers.validation.judge`),
+applied to a model that did not generate the metamer. This answers
 "up to which stage of model B is a metamer of model A's layer L still a
 metamer?".
 """
@@ -14,48 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import binomtest
 
-from metamers.evaluation.recognition import bootstrap_mean, fit_to_model
+from metamers.evaluation.recognition import bootstrap_mean
 from metamers.models import PixelModel
+from metamers.null.criterion import NullCriterion
 from metamers.null.distribution import NullDistribution
-from metamers.similarity.metrics import SIMILARITY_METRICS, similarities
 from metamers.synthesis.results import MetamerResult
-
-
-def observer_similarities(
-    observer: PixelModel,
-    layers: Sequence[str],
-    metamers: torch.Tensor,
-    references: torch.Tensor,
-    *,
-    batch_size: int = 16,
-) -> dict[str, dict[str, np.ndarray]]:
-    """Metamer-vs-reference similarity at each observer layer: ``{layer: {metric: (N,)}}``."""
-    layers = observer.check_layers(layers)
-    out: dict[str, dict[str, list[np.ndarray]]] = {
-        layer: {m: [] for m in SIMILARITY_METRICS} for layer in layers
-    }
-    for start in range(0, metamers.shape[0], batch_size):
-        pair = torch.cat(
-            [
-                fit_to_model(metamers[start : start + batch_size], observer),
-                fit_to_model(references[start : start + batch_size], observer),
-            ]
-        ).to(observer.device)
-        with torch.inference_mode():
-            acts = observer.activations(pair, layers)
-        for layer, act in acts.items():
-            metamer_act, reference_act = act.chunk(2)
-            for metric, values in similarities(reference_act, metamer_act).items():
-                out[layer][metric].append(values.cpu().numpy())
-    return {
-        layer: {m: np.concatenate(v) for m, v in per_metric.items()}
-        for layer, per_metric in out.items()
-    }
+from metamers.validation import judge
 
 
 def representation_table(
@@ -63,8 +32,15 @@ def representation_table(
     observer: PixelModel,
     null: NullDistribution,
     layers: Sequence[str] | None = None,
+    *,
+    criterion: NullCriterion | None = None,
+    batch_size: int = 16,
 ) -> pd.DataFrame:
-    """One row per metamer × observer layer: similarities, null maxima, p-values and pass.
+    """One row per metamer × observer layer: similarities, thresholds, p-values and pass.
+
+    Each metamer is judged against its reference at the observer's layers by
+    :func:`metamers.validation.judge` without the label test — the acceptance
+    rule, applied to a model that did not generate it.
 
     Parameters
     ----------
@@ -76,41 +52,37 @@ def representation_table(
         The observer's null distribution; it must cover ``layers``.
     layers
         Observer layers (default: every layer the null covers).
+    criterion
+        How a similarity meets the null (default ``NullCriterion()``: ``> max``).
+    batch_size
+        Pairs per forward pass.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``generator, layer, stimulus_id, observer, observer_layer`` and the
+        :func:`~metamers.validation.judge` columns (``passed``, ``p_value``, ...).
     """
     results = list(results)
     layers = list(layers or null.layers)
-    null.check_layers(layers)
     if not results:
         return pd.DataFrame()
-    metamers = torch.stack([r.metamer for r in results])
-    references = torch.stack([r.reference for r in results])
-    values = observer_similarities(observer, layers, metamers, references)
-    frames = []
-    for layer in layers:
-        frame = pd.DataFrame(
-            {
-                "generator": [r.generator for r in results],
-                "layer": [r.layer for r in results],
-                "stimulus_id": [r.stimulus_id for r in results],
-                "observer": observer.name,
-                "observer_layer": layer,
-                "null_pairs": null.n_pairs,
-            }
-        )
-        passes = np.ones(len(results), dtype=bool)
-        p_values = []
-        for metric in SIMILARITY_METRICS:
-            value = values[layer][metric]
-            threshold = null.max(layer, metric)
-            frame[metric] = value
-            frame[f"{metric}_null_max"] = threshold
-            frame[f"{metric}_p"] = null.p_value(layer, metric, value)
-            p_values.append(frame[f"{metric}_p"].to_numpy())
-            passes &= value > threshold
-        frame["p_value"] = np.max(p_values, axis=0)
-        frame["passed"] = passes
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    table = judge(
+        observer,
+        torch.stack([r.metamer for r in results]),
+        torch.stack([r.reference for r in results]),
+        layers,
+        null,
+        criterion=criterion,
+        check_label=False,
+        batch_size=batch_size,
+    )
+    table = table.drop(columns=["stimulus_id", "model"]).rename(columns={"layer": "observer_layer"})
+    table.insert(0, "generator", [r.generator for r in results] * len(layers))
+    table.insert(1, "layer", [r.layer for r in results] * len(layers))
+    table.insert(2, "stimulus_id", [r.stimulus_id for r in results] * len(layers))
+    table.insert(3, "observer", observer.name)
+    return table
 
 
 def summarize_representation(
@@ -119,8 +91,16 @@ def summarize_representation(
     """Pass fraction per generator × layer × observer × observer layer, with CI and p-value.
 
     The p-value is a one-sided binomial test of the number of passing metamers
-    against the chance rate of a natural pair passing, ``1 / (N_null + 1)``
-    per metric (taken once: the conservative choice).
+    against the chance rate of a natural pair passing the criterion, per metric
+    (taken once: the conservative choice): ``1 / (N_null + 1)`` for the null's
+    maximum, ``1 - q`` for a quantile, ``alpha`` for a p-value criterion.
+
+    Parameters
+    ----------
+    table
+        Output of :func:`representation_table`.
+    n_boot, seed
+        Bootstrap size and seed of the CIs.
     """
     if table.empty:
         return pd.DataFrame()
@@ -129,7 +109,7 @@ def summarize_representation(
     for key, group in table.groupby(keys, sort=False):
         passed = group["passed"].to_numpy(dtype=float)
         stats = bootstrap_mean(passed, n_boot=n_boot, seed=seed)
-        chance = 1.0 / (int(group["null_pairs"].iloc[0]) + 1.0)
+        chance = _chance_rate(group.iloc[0])
         test = binomtest(int(passed.sum()), passed.size, chance, alternative="greater")
         rows.append(
             {
@@ -144,3 +124,13 @@ def summarize_representation(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _chance_rate(row: pd.Series) -> float:
+    """Probability that a natural pair passes the row's criterion (per metric)."""
+    kind = row.get("criterion_kind", "max")
+    if kind == "quantile":
+        return max(1.0 - float(row["criterion_q"]), 1.0 / (int(row["null_pairs"]) + 1.0))
+    if kind == "p_value":
+        return float(row["criterion_alpha"])
+    return 1.0 / (int(row["null_pairs"]) + 1.0)

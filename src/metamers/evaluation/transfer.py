@@ -11,16 +11,18 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from metamers.decisions import LabelSpace
 from metamers.evaluation.recognition import recognition_table, summarize_recognition
 from metamers.evaluation.representation import (
     representation_table,
     summarize_representation,
 )
-from metamers.io import atomic_path
+from metamers.io import write_table
 from metamers.models import PixelModel
-from metamers.null.acceptance import check_generator_weights
+from metamers.null.criterion import NullCriterion
 from metamers.null.distribution import NullDistribution
 from metamers.synthesis.results import MetamerResult
+from metamers.validation import check_generator_weights
 
 
 @dataclass
@@ -57,13 +59,7 @@ class TransferResults:
             table: pd.DataFrame = getattr(self, name)
             if table.empty:
                 continue
-            for suffix in (".parquet", ".csv"):
-                with atomic_path(folder / f"{name}{suffix}") as tmp:
-                    if suffix == ".parquet":
-                        table.to_parquet(tmp, index=False)
-                    else:
-                        table.to_csv(tmp, index=False)
-                written.append(folder / f"{name}{suffix}")
+            written += write_table(table, folder / name)
         return written
 
 
@@ -75,7 +71,8 @@ def evaluate_transfer(
     targets: dict[str, int | None] | None = None,
     nulls: dict[str, NullDistribution] | None = None,
     observer_layers: dict[str, Sequence[str]] | None = None,
-    sixteen_way: bool = False,
+    labels: LabelSpace | None = None,
+    criterion: NullCriterion | None = None,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> TransferResults:
@@ -95,8 +92,11 @@ def evaluate_transfer(
         Null distribution per observer name; observers with a null get the representation test.
     observer_layers
         Observer layers to test per observer name (default: every layer of its null).
-    sixteen_way
-        16-way decisions for ImageNet observers.
+    labels
+        Label space of every decision (default ``LabelSpace()``: 16-way for
+        ImageNet models, as published).
+    criterion
+        How the representation test meets the null (default ``NullCriterion()``).
     n_boot, seed
         Bootstrap settings for the CIs.
 
@@ -107,12 +107,14 @@ def evaluate_transfer(
     """
     for generator in (generators or {}).values():
         check_generator_weights(results, generator)
-    recognition = recognition_table(
-        results, observers, generators, targets=targets, sixteen_way=sixteen_way
-    )
+    recognition = recognition_table(results, observers, generators, targets=targets, labels=labels)
     representation = [
         representation_table(
-            results, observer, nulls[observer.name], (observer_layers or {}).get(observer.name)
+            results,
+            observer,
+            nulls[observer.name],
+            (observer_layers or {}).get(observer.name),
+            criterion=criterion,
         )
         for observer in observers
         if nulls and observer.name in nulls

@@ -1,20 +1,12 @@
-"""Null distributions of natural-pair similarity, and acceptance of metamers against them."""
+"""Null distributions of natural-pair similarity, the criterion a value meets, and their cache.
 
-from metamers.null.acceptance import (
-    AcceptanceStop,
-    NullCriterion,
-    accept,
-    acceptance_stop_factory,
-    check_generator_weights,
-    fit_to_model,
-    measure,
-    model_labels,
-    null_provider,
-    similarity_matrix,
-    validate_results,
-)
+What consumes synthesis output (acceptance, the acceptance stop, validation of
+a folder) lives in :mod:`metamers.validation`.
+"""
+
 from metamers.null.augment import Augmentation
 from metamers.null.cache import NullCacheError, NullCacheWarning, default_cache_dir
+from metamers.null.criterion import CRITERION_KINDS, DEFAULT_NULL_PAIRS, NullCriterion
 from metamers.null.distribution import (
     MIN_RECOMMENDED_STIMULI,
     NullDistribution,
@@ -23,23 +15,15 @@ from metamers.null.distribution import (
 )
 
 __all__ = [
+    "CRITERION_KINDS",
+    "DEFAULT_NULL_PAIRS",
     "MIN_RECOMMENDED_STIMULI",
-    "AcceptanceStop",
     "Augmentation",
     "NullCacheError",
     "NullCacheWarning",
     "NullCriterion",
     "NullDistribution",
     "SmallNullWarning",
-    "accept",
-    "acceptance_stop_factory",
-    "check_generator_weights",
     "compute_null",
     "default_cache_dir",
-    "fit_to_model",
-    "measure",
-    "model_labels",
-    "null_provider",
-    "similarity_matrix",
-    "validate_results",
 ]

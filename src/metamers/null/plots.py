@@ -85,7 +85,7 @@ def plot_similarity_matrix(matrix: pd.DataFrame, metric: str = "spearman") -> Fi
     Parameters
     ----------
     matrix
-        Output of :func:`metamers.null.acceptance.similarity_matrix`.
+        Output of :func:`metamers.validation.similarity_matrix`.
     metric
         Which metric to draw.
     """

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from metamers.io import atomic_path
+from metamers.io import atomic_path, write_table
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -86,15 +86,7 @@ def write_tables(folder: str | Path, tables: dict[str, pd.DataFrame]) -> list[Pa
     folder = Path(folder)
     written = []
     for name, table in tables.items():
-        plain = _plain_columns(table)
-        for suffix in (".parquet", ".csv"):
-            path = folder / f"{name}{suffix}"
-            with atomic_path(path) as tmp:
-                if suffix == ".parquet":
-                    plain.to_parquet(tmp, index=False)
-                else:
-                    plain.to_csv(tmp, index=False)
-            written.append(path)
+        written += write_table(_plain_columns(table), folder / name)
     return written
 
 

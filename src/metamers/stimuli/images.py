@@ -10,6 +10,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from metamers.errors import StimulusError
+from metamers.stimuli.fit import fit_to_input, match_channels
+
+__all__ = ["IMAGE_SUFFIXES", "fit_image", "load_image", "match_channels"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_DECODED_SIDE = 4096
@@ -128,26 +131,8 @@ def fit_image(image: torch.Tensor, input_shape: tuple[int, int, int]) -> torch.T
     torch.Tensor
         ``(C, H, W)`` tensor matching ``input_shape``, in ``[0, 1]``.
     """
-    channels, height, width = input_shape
     _, h, w = image.shape
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    square = image[:, top : top + side, left : left + side]
-    if (side, side) != (height, width):
-        square = torch.nn.functional.interpolate(
-            square[None], size=(height, width), mode="bilinear", antialias=True, align_corners=False
-        )[0]
-    return match_channels(square.clamp(0.0, 1.0), channels)
-
-
-def match_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
-    """Convert a ``(C, H, W)`` image between grey (1) and colour (3) channels."""
-    have = image.shape[0]
-    if have == channels:
-        return image
-    if have == 1 and channels == 3:
-        return image.expand(3, -1, -1).clone()
-    if have == 3 and channels == 1:
-        weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype)
-        return (image * weights[:, None, None]).sum(0, keepdim=True)
-    raise StimulusError(f"cannot convert a {have}-channel image to {channels} channels")
+    square = image[:, top : top + side, left : left + side].clamp(0.0, 1.0)
+    return fit_to_input(square[None], input_shape)[0]

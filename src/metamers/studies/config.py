@@ -150,6 +150,32 @@ class NullSection(_Section):
     stimuli: str = "bundled:photos"
 
 
+class ValidationSection(_Section):
+    """How metamers are judged: label space of the label test and the null criterion.
+
+    Used by the validate tasks and the evaluate tasks (recognition decisions and
+    the representation test) alike; the defaults are the library's defaults
+    everywhere (:class:`metamers.decisions.LabelSpace`,
+    :class:`metamers.null.NullCriterion`).
+    """
+
+    label_space: Literal["auto", "native", "16-way"] = "auto"
+    sixteen_way_rule: Literal["feather2023", "geirhos2021"] = "feather2023"
+    criterion: Literal["max", "quantile", "p_value"] = "max"
+    quantile: float = Field(default=0.999, gt=0, le=1)
+    alpha: float = Field(default=0.001, gt=0, lt=1)
+    inclusive: bool = False
+
+    def labels_settings(self) -> dict[str, str]:
+        """Keyword arguments of :class:`~metamers.decisions.LabelSpace`."""
+        return {"space": self.label_space, "rule": self.sixteen_way_rule}
+
+    def criterion_settings(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`~metamers.null.NullCriterion`."""
+        return {"kind": self.criterion, "q": self.quantile, "alpha": self.alpha,
+                "inclusive": self.inclusive}  # fmt: skip
+
+
 class EvaluationSection(_Section):
     """Which evaluations to run on the finished metamers."""
 
@@ -203,7 +229,7 @@ class StudyConfig(_Section):
         Base seed of every random choice in the study.
     output
         Study folder (store, catalog and report).
-    models, stimuli, synthesis, null, evaluation, executor
+    models, stimuli, synthesis, null, validation, evaluation, executor
         The sections described in ``docs/studies.md``.
     source
         The YAML file the study was read from (not a YAML key).
@@ -216,6 +242,7 @@ class StudyConfig(_Section):
     stimuli: StimuliSection = Field(default_factory=StimuliSection)
     synthesis: SynthesisSection = Field(default_factory=SynthesisSection)
     null: NullSection = Field(default_factory=NullSection)
+    validation: ValidationSection = Field(default_factory=ValidationSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     executor: ExecutorSection = Field(default_factory=ExecutorSection)
     source: str | None = Field(default=None, exclude=True)

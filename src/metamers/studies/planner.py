@@ -31,10 +31,10 @@ from metamers.studies.tasks import KINDS
 # Bump when a kind's outputs change meaning, so that old results are recomputed.
 KIND_VERSIONS: dict[str, int] = {
     "features": 1,
-    "null": 2,  # 2: tidy null.parquet beside the cache file
+    "null": 3,  # 2: tidy null.parquet beside the cache file; 3: self-describing null.npz
     "generate": 1,
-    "validate": 1,
-    "evaluate": 1,
+    "validate": 2,  # 2: one judgement, explicit label space and criterion recorded
+    "evaluate": 2,  # 2: recognition in the study's label space, criterion-aware representation test
     "compare": 1,
     "report": 1,
 }
@@ -156,7 +156,7 @@ def plan_study(study: StudyConfig) -> Plan:
     features = _plan_features(plan, study, stimuli)
     nulls = _plan_nulls(plan, study)
     generated = _plan_generation(plan, study, stimuli)
-    validated = _plan_validation(plan, generated, nulls)
+    validated = _plan_validation(plan, study, generated, nulls)
     evaluated = _plan_evaluation(plan, study, stimuli, generated, validated, nulls)
     compared = _plan_compare(plan, study, stimuli)
     generated_keys = [key for _, key in generated]
@@ -239,14 +239,14 @@ def _plan_generation(
 
 
 def _plan_validation(
-    plan: Plan, generated: list[tuple[ModelSpec, str]], nulls: dict[str, str]
+    plan: Plan, study: StudyConfig, generated: list[tuple[ModelSpec, str]], nulls: dict[str, str]
 ) -> list[str]:
     if not generated or not nulls:
         return []
     keys = []
     for spec, key in generated:
         label = plan.tasks[key].label.replace("generate", "validate", 1)
-        settings = {"model": spec.load_settings()}
+        settings = {"model": spec.load_settings(), **_judgement_settings(study)}
         keys.append(plan.add("validate", label, settings, [key, nulls[spec.display]]).key)
     return keys
 
@@ -276,12 +276,21 @@ def _plan_evaluation(
             "generators": [g.load_settings() for g in study.models.generators],
             "stimuli": stimulus_settings(stimuli),
             "accepted_only": evaluation.accepted_only,
+            **_judgement_settings(study),
             "bootstraps": evaluation.bootstraps,
             "seed": study.seed,
         }
         label = f"evaluate {observer.display}"
         keys.append(plan.add("evaluate", label, settings, inputs).key)
     return keys
+
+
+def _judgement_settings(study: StudyConfig) -> dict[str, Any]:
+    """The label space and criterion every validate and evaluate task judges with."""
+    return {
+        "labels": study.validation.labels_settings(),
+        "criterion": study.validation.criterion_settings(),
+    }
 
 
 def _plan_compare(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> list[str]:

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from metamers.errors import MetamersError, StimulusError
-from metamers.io import atomic_path
+from metamers.io import write_table
 from metamers.models import PixelModel, load_model
 from metamers.stimuli import StimulusSet, resolve_stimuli
 
@@ -175,7 +175,7 @@ def _run_null(ctx: TaskContext) -> dict[str, Any]:
             zero_test=settings.get("zero_test", DEFAULT_ZERO_TEST),
         )
     null.save(ctx.out / NULL_FILE)
-    _write_table(null.to_frame(), ctx.out / "null")
+    write_table(null.to_frame(), ctx.out / "null")
     maxima = {
         layer: {metric: null.max(layer, metric) for metric in null.metrics} for layer in null.layers
     }
@@ -262,12 +262,22 @@ def _generated_results(ctx: TaskContext) -> list:
     return [result for ref in ctx.inputs_of("generate") for result in load_results(ref.path)]
 
 
-def _sixteen_way(model: PixelModel) -> bool:
-    return model.label_space == "imagenet"
+def _label_space(settings: dict[str, Any]):
+    """The study's label space (the library default when the plan does not name one)."""
+    from metamers.decisions import LabelSpace
+
+    return LabelSpace(**settings.get("labels", {}))
+
+
+def _criterion(settings: dict[str, Any]):
+    """The study's null criterion (the library default when the plan does not name one)."""
+    from metamers.null import NullCriterion
+
+    return NullCriterion(**settings.get("criterion", {}))
 
 
 def _run_validate(ctx: TaskContext) -> dict[str, Any]:
-    from metamers.null import validate_results
+    from metamers.validation import validate_results
 
     settings = ctx.settings
     model = ctx.model(settings["model"])
@@ -277,10 +287,10 @@ def _run_validate(ctx: TaskContext) -> dict[str, Any]:
         results,
         {model.name: load_null(null_ref, model)},
         models={model.name: model},
-        sixteen_way=_sixteen_way(model),
+        labels=_label_space(settings),
+        criterion=_criterion(settings),
     )
-    table.insert(2, "generation_layer", [results[i].layer for i in table["result_index"]])
-    _write_table(table, ctx.out / "acceptance")
+    write_table(table, ctx.out / "acceptance")
     return {
         "metamers": len(results),
         "accepted": int(table["accepted"].sum()),
@@ -300,7 +310,7 @@ def _run_evaluate(ctx: TaskContext) -> dict[str, Any]:
         accepted = set()
         for ref in ctx.inputs_of("validate"):
             table = pd.read_parquet(Path(ref.path) / "acceptance.parquet")
-            rows = table[table["accepted"]]
+            rows = table[table["accepted_all_models"]]
             accepted |= set(zip(rows["stimulus_id"], rows["generation_layer"], strict=True))
         results = [r for r in results if (r.stimulus_id, r.layer) in accepted]
     summary: dict[str, Any] = {"metamers": len(results)}
@@ -320,7 +330,8 @@ def _run_evaluate(ctx: TaskContext) -> dict[str, Any]:
         targets={s.id: s.target for s in stimuli} if same_labels else None,
         nulls=nulls or None,
         observer_layers={observer.name: list(settings["layers"])},
-        sixteen_way=_sixteen_way(observer),
+        labels=_label_space(settings),
+        criterion=_criterion(settings),
         n_boot=settings["bootstraps"],
         seed=settings["seed"],
     )
@@ -345,13 +356,6 @@ def _run_compare(ctx: TaskContext) -> dict[str, Any]:
     )
     save_similarity_matrix(matrix, ctx.out, stem=settings["method"])
     return {"method": settings["method"], "size": len(matrix)}
-
-
-def _write_table(table, stem: Path) -> None:
-    with atomic_path(stem.with_suffix(".parquet")) as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(stem.with_suffix(".csv")) as tmp:
-        table.to_csv(tmp, index=False)
 
 
 def _generate_estimate(settings: dict[str, Any]) -> tuple[int, float]:

@@ -17,12 +17,10 @@ Per-item stop criteria (e.g. null-distribution acceptance) plug in as
 """
 
 from metamers.synthesis.driver import (
-    StopCriterionFactory,
     generate_metamers,
     item_seed,
-    reference_stop,
 )
-from metamers.synthesis.engine import MetamerSynthesis, StopCriterion, resize_to
+from metamers.synthesis.engine import MetamerSynthesis, StopCriterion
 from metamers.synthesis.jobs import (
     LayerJob,
     as_layer_job,
@@ -49,7 +47,6 @@ __all__ = [
     "MetamerResult",
     "MetamerSynthesis",
     "StopCriterion",
-    "StopCriterionFactory",
     "SynthesisSettings",
     "as_layer_job",
     "generate_metamers",
@@ -60,7 +57,5 @@ __all__ = [
     "parse_layer_list",
     "parse_model_layers",
     "read_result",
-    "reference_stop",
-    "resize_to",
     "with_overrides",
 ]

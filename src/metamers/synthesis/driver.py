@@ -26,7 +26,7 @@ from metamers.errors import ConfigError
 from metamers.io import write_json_atomic
 from metamers.models import PixelModel
 from metamers.stimuli import Stimulus, StimulusSet, load_image
-from metamers.synthesis.engine import ACTIVE, MetamerSynthesis, StopCriterion, resize_to
+from metamers.synthesis.engine import ACTIVE, MetamerSynthesis, StopCriterion
 from metamers.synthesis.jobs import LayerJob, parse_layer_jobs
 from metamers.synthesis.results import MetamerResult
 from metamers.synthesis.settings import FAST, SynthesisSettings
@@ -40,33 +40,7 @@ from metamers.synthesis.storage import (
     write_metamer,
 )
 
-StopCriterionFactory = Callable[[MetamerSynthesis], StopCriterion | None]
-"""Called once per batch with its :class:`MetamerSynthesis` (models, layers,
-``item_ids``, references, ``targets(i)``); returns that batch's stop criterion."""
-
 ProgressFn = Callable[[dict], None]
-
-
-def reference_stop(
-    test: Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor],
-) -> StopCriterionFactory:
-    """Adapt a ``test(metamers, references, layer) -> bool mask`` into a stop-criterion factory.
-
-    For example ``reference_stop(AcceptanceStop(model, null))`` stops every
-    item as soon as it passes the null-distribution acceptance test at its
-    generation layer (single-model runs: the references are at the model's
-    input size, and the layer is the first generation layer).
-    """
-
-    def factory(synthesis: MetamerSynthesis) -> StopCriterion:
-        layer = synthesis.layers[0][0]
-
-        def criterion(stimuli: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-            return test(stimuli, synthesis.references[indices], layer)
-
-        return criterion
-
-    return factory
 
 
 def generate_metamers(
@@ -80,7 +54,7 @@ def generate_metamers(
     seed: int = 0,
     limit: int | None = None,
     progress: ProgressFn | None = None,
-    stop_criterion: StopCriterionFactory | None = None,
+    stop_criterion: StopCriterion | None = None,
 ) -> list[MetamerResult]:
     """Make (or resume) metamers of ``stimuli`` for each layer job.
 
@@ -113,7 +87,8 @@ def generate_metamers(
         Called after every iteration with a dict: ``job``, ``items_done``,
         ``items_total``, ``steps_per_s``, ``best_loss``, ``median_loss``.
     stop_criterion
-        Factory of per-item stop criteria (see :data:`StopCriterionFactory`).
+        Per-item stop criterion (:class:`~metamers.synthesis.StopCriterion`, e.g.
+        :class:`metamers.validation.AcceptanceStop`), asked by every batch.
 
     Returns
     -------
@@ -243,9 +218,7 @@ class _BatchRunner:
         self.checkpoint = out / CHECKPOINTS / self.folder.relative_to(out) / f"{key}.safetensors"
         self.written: set[int] = set()
 
-    def run(
-        self, tracker: _Progress, stop_criterion: StopCriterionFactory | None
-    ) -> list[MetamerResult]:
+    def run(self, tracker: _Progress, stop_criterion: StopCriterion | None) -> list[MetamerResult]:
         stored = [i for i, f in enumerate(self.item_folders) if is_done(f)]
         if len(stored) == len(self.chunk):
             tracker.done += len(stored)
@@ -254,7 +227,6 @@ class _BatchRunner:
         synthesis.retire(stored, reason="stored")
         self.written = set(stored)
         self._write_finished(synthesis)
-        criterion = stop_criterion(synthesis) if stop_criterion is not None else None
 
         def after_iteration(s: MetamerSynthesis) -> None:
             if s.iteration % self.settings.checkpoint_every == 0:
@@ -262,7 +234,7 @@ class _BatchRunner:
             tracker.report(self.job, s, len(self.written))
 
         synthesis.synthesize(
-            stop_criterion=criterion,
+            stop_criterion=stop_criterion,
             callback=after_iteration,
             on_items_done=lambda _: self._write_finished(synthesis),
         )
@@ -300,7 +272,7 @@ class _BatchRunner:
         from metamers.stimuli import fit_image
 
         raw = load_image(self.settings.init_source)
-        return resize_to(fit_image(raw, shape)[None], shape)[0]
+        return fit_image(raw, shape)
 
     def _write_finished(self, synthesis: MetamerSynthesis) -> None:
         for i in range(synthesis.n_items):

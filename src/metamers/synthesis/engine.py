@@ -10,19 +10,20 @@ they stop costing compute and never hold the others back.
 
 Per-item stop criterion (the plug-in point for acceptance tests)
 ----------------------------------------------------------------
-``synthesize(stop_criterion=fn)`` calls ``fn(stimuli, indices)`` every
-``settings.stop_check_every`` steps of an item, with
+``synthesize(stop_criterion=fn)`` calls ``fn(synthesis, stimuli, indices)``
+every ``settings.stop_check_every`` steps of an item, with
 
+- ``synthesis``: this object (``models``, ``layers``, ``references``,
+  ``item_ids``, ``targets(i)`` give the context),
 - ``stimuli``: ``(n, *shape)`` detached current stimuli of the items due a
   check (on the synthesis device, in the input range),
-- ``indices``: ``(n,)`` long tensor of those items' indices in this object
-  (``synthesis.item_ids[i]``, ``synthesis.references[i]``,
-  ``synthesis.targets(i)`` and ``synthesis.models`` / ``synthesis.layers``
-  give the context),
+- ``indices``: ``(n,)`` long tensor of those items' indices in ``synthesis``,
 
 and expects a ``(n,)`` bool tensor (or array/list): ``True`` = stop this
 item now, it is finished (stop reason ``"criterion"``). The criterion must
-not modify ``stimuli``.
+not modify ``stimuli``. This is the one stop-criterion shape of the package:
+:func:`~metamers.synthesis.generate_metamers` passes the same object to every
+batch, and :class:`metamers.validation.AcceptanceStop` implements it.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from metamers.errors import ConfigError, LayerError, ModelError
 from metamers.io import atomic_path
 from metamers.models import PixelModel, is_relu_layer
+from metamers.stimuli.fit import fit_to_input
 from metamers.synthesis.jobs import LayerJobSpec, as_layer_job
 from metamers.synthesis.objectives import get_objective, range_penalty
 from metamers.synthesis.optimizers import make_optimizer
@@ -56,9 +57,11 @@ FORMAT_VERSION = 1
 
 
 class StopCriterion(Protocol):
-    """``(stimuli (n, ...), indices (n,)) -> bool mask (n,)``: which items to stop now."""
+    """``(synthesis, stimuli (n, ...), indices (n,)) -> bool mask (n,)``: which items to stop now."""
 
-    def __call__(self, stimuli: torch.Tensor, indices: torch.Tensor) -> torch.Tensor: ...
+    def __call__(
+        self, synthesis: MetamerSynthesis, stimuli: torch.Tensor, indices: torch.Tensor
+    ) -> torch.Tensor: ...
 
 
 LayerSpec = LayerJobSpec
@@ -300,7 +303,7 @@ class MetamerSynthesis:
         for m, model in enumerate(self.models):
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.settings.amp):
                 acts = model.activations(
-                    resize_to(x, model.input_shape), self.layers[m], fake_relu=self.fake_relu[m]
+                    fit_to_input(x, model.input_shape), self.layers[m], fake_relu=self.fake_relu[m]
                 )
             for layer in self.layers[m]:
                 target = self._targets[m][layer]
@@ -361,7 +364,7 @@ class MetamerSynthesis:
         if not bool(due.any()):
             return mask
         asked = idx[due]
-        answer = torch.as_tensor(criterion(self.x[asked].detach(), asked), dtype=torch.bool)
+        answer = torch.as_tensor(criterion(self, self.x[asked].detach(), asked), dtype=torch.bool)
         if answer.shape != (len(asked),):
             raise ConfigError(
                 f"stop criterion returned shape {tuple(answer.shape)}; expected ({len(asked)},)"
@@ -538,19 +541,6 @@ class MetamerSynthesis:
         return targets
 
 
-def resize_to(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """Resize a batch to a model's input shape (bilinear, antialiased; linear for waveforms)."""
-    if tuple(x.shape[1:]) == tuple(shape):
-        return x
-    if x.ndim == 2:
-        return F.interpolate(x[:, None], size=shape[-1], mode="linear", align_corners=False)[:, 0]
-    if x.shape[1] != shape[0]:
-        raise ConfigError(f"channel mismatch: stimuli have {x.shape[1]}, model expects {shape[0]}")
-    return F.interpolate(
-        x, size=tuple(shape[-2:]), mode="bilinear", antialias=True, align_corners=False
-    )
-
-
 def tensor_digest(x: torch.Tensor) -> str:
     """SHA-256 (16 hex digits) of a tensor's float32 values."""
     data = x.detach().float().cpu().contiguous().numpy().tobytes()
@@ -596,7 +586,7 @@ def _fit_references(
         refs = references[None] if references.ndim == len(shape) else references
         _check_reference_shape(refs, shape, "references")
         refs = refs.detach().float().to(device)
-        return refs, [resize_to(refs, m.input_shape) for m in models]
+        return refs, [fit_to_input(refs, m.input_shape) for m in models]
     per_model = [r.detach().float().to(device) for r in references]
     if len(per_model) != len(models):
         raise ConfigError(f"got {len(per_model)} reference tensors for {len(models)} models")
@@ -605,10 +595,10 @@ def _fit_references(
     fitted = []
     for model, refs in zip(models, per_model):
         _check_reference_shape(refs, model.input_shape, f"references for {model.name}", resize=True)
-        fitted.append(resize_to(refs, model.input_shape))
+        fitted.append(fit_to_input(refs, model.input_shape))
     canonical = next((r for r in per_model if tuple(r.shape[1:]) == tuple(shape)), None)
     if canonical is None:
-        canonical = resize_to(per_model[0], shape)
+        canonical = fit_to_input(per_model[0], shape)
     return canonical, fitted
 
 

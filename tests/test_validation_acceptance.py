@@ -1,4 +1,7 @@
-"""Acceptance of metamers against a null: planted accept/reject cases, reports, stop criterion."""
+"""The one judgement: acceptance, the acceptance stop and the representation test agree.
+
+Planted accept/reject cases on a tiny split model, reports, every criterion.
+"""
 
 import warnings
 
@@ -6,20 +9,22 @@ import numpy as np
 import pytest
 import torch
 
+from metamers.decisions import LabelSpace
 from metamers.errors import ConfigError, LayerError
+from metamers.evaluation.representation import representation_table
 from metamers.models import load_model
-from metamers.null import (
-    AcceptanceStop,
-    NullCriterion,
-    SmallNullWarning,
-    accept,
-    compute_null,
-    similarity_matrix,
-    validate_results,
-)
+from metamers.null import NullCriterion, SmallNullWarning, compute_null
 from metamers.null.plots import plot_null_histograms, plot_similarity_matrix
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis.results import MetamerResult
+from metamers.validation import (
+    AcceptanceStop,
+    accept,
+    check_validation,
+    judge,
+    similarity_matrix,
+    validate_results,
+)
 from null_fixtures import SIZE, split_model
 
 LAYER = "left.1"
@@ -109,9 +114,9 @@ def test_layer_and_model_mismatch_are_refused(model, null, planted, photos):
     with pytest.raises(ConfigError, match="weights"):
         accept(other, near, references, LAYER, null)
     with pytest.raises(ConfigError, match="16-way labels need an ImageNet model"):
-        accept(model, near, references, LAYER, null, sixteen_way=True)
-    with pytest.raises(ConfigError, match="do not fit"):
-        accept(model, near[:, :, :8], references[:, :, :8], LAYER, null)
+        accept(model, near, references, LAYER, null, labels=LabelSpace("16-way"))
+    with pytest.raises(ConfigError, match="differ"):
+        accept(model, near[:, :, :8], references, LAYER, null)
 
 
 def test_validate_results_on_in_memory_records(model, null, planted):
@@ -160,21 +165,88 @@ def test_ensemble_result_gets_one_row_per_model(model, null, planted, photos):
     assert table["accepted_all_models"].all()
 
 
-def test_acceptance_stop_agrees_with_accept(model, null, planted):
+CRITERIA = [
+    NullCriterion(),
+    NullCriterion.feather2023(),
+    NullCriterion("quantile", q=0.99),
+    NullCriterion("p_value", alpha=0.01),
+]
+
+
+class _Batch:
+    """What the acceptance stop reads of a synthesis: models, layers, references."""
+
+    def __init__(self, model, layer, references):
+        self.models, self.layers, self.references = [model], [[layer]], references
+
+
+@pytest.mark.parametrize("criterion", CRITERIA, ids=lambda c: f"{c.kind}-{c.inclusive}")
+def test_acceptance_stop_agrees_with_accept_under_every_criterion(model, null, planted, criterion):
     references, near, others, relabelled = planted
     metamers = torch.cat([near, others, relabelled])
     refs = torch.cat([references] * 3)
-    stop = AcceptanceStop(model, null, LAYER)
-    mask = stop(metamers, refs, LAYER)
+    stop = AcceptanceStop(null, criterion=criterion)
+    mask = stop(_Batch(model, LAYER, refs), metamers, torch.arange(9))
     assert mask.dtype == torch.bool and mask.shape == (9,)
-    expected = accept(model, metamers, refs, LAYER, null)["accepted"].to_numpy()
-    np.testing.assert_array_equal(mask.numpy(), expected)
-    similarity_only = AcceptanceStop(model, null, LAYER, check_label=False)(metamers, refs)
-    assert similarity_only[6:].all()
-    per_item = stop(metamers[:2], refs[:2], [LAYER, "logits"])
-    assert per_item.tolist() == [True, False]  # nothing passes at the 3-unit logits
-    with pytest.raises(LayerError):
-        stop(metamers[:2], refs[:2], [LAYER])
+    expected = accept(model, metamers, refs, LAYER, null, criterion=criterion)["accepted"]
+    np.testing.assert_array_equal(mask.numpy(), expected.to_numpy())
+    assert mask.tolist() == [True] * 3 + [False] * 6
+    similarity_only = AcceptanceStop(null, criterion=criterion, check_label=False)
+    assert similarity_only(_Batch(model, LAYER, refs), metamers, torch.arange(9))[6:].all()
+    subset = torch.tensor([0, 4])
+    assert stop(_Batch(model, LAYER, refs), metamers[subset], subset).tolist() == [True, False]
+
+
+@pytest.mark.parametrize("criterion", CRITERIA, ids=lambda c: f"{c.kind}-{c.inclusive}")
+def test_representation_test_honours_the_criterion(model, null, planted, criterion):
+    references, near, others, _ = planted
+    results = [
+        MetamerResult(str(i), ("gen",), ("x",), m, r, np.zeros(1))
+        for i, (m, r) in enumerate(zip(torch.cat([near, others]), torch.cat([references] * 2)))
+    ]
+    table = representation_table(results, model, null, [LAYER], criterion=criterion)
+    judged = judge(
+        model,
+        torch.cat([near, others]),
+        torch.cat([references] * 2),
+        [LAYER],
+        null,
+        criterion=criterion,
+        check_label=False,
+    )
+    np.testing.assert_array_equal(table["passed"].to_numpy(), judged["passed"].to_numpy())
+    assert table["passed"].tolist() == [True] * 3 + [False] * 3
+    assert (table["criterion_kind"] == criterion.kind).all()
+
+
+def test_a_value_at_the_null_maximum_passes_only_the_inclusive_rule(model, null):
+    threshold = null.max(LAYER, "pearson")
+    assert not NullCriterion().passes(threshold, null, LAYER, "pearson")
+    assert NullCriterion.feather2023().passes(threshold, null, LAYER, "pearson")
+    assert NullCriterion().passes(np.nextafter(threshold, 2.0), null, LAYER, "pearson")
+    with pytest.raises(ConfigError, match="inclusive"):
+        NullCriterion("p_value", inclusive=True)
+
+
+def test_a_stored_validation_is_refused_under_other_settings(model, null, planted):
+    references, near, others, _ = planted
+    results = [
+        MetamerResult("a", ("splitnet",), (LAYER,), near[0], references[0], np.zeros(3)),
+        MetamerResult("b", ("splitnet",), (LAYER,), others[0], references[0], np.zeros(3)),
+    ]
+    models = {"splitnet": model}
+    table = validate_results(results, null, models=models)
+    assert (table["label_space"] == "native (unknown)").all()
+    check_validation(table, results, models=models)  # same settings: fine
+    check_validation(table, results, models=models, n_pairs=400)
+    with pytest.raises(ConfigError, match="criterion_inclusive"):
+        check_validation(table, results, models=models, criterion=NullCriterion.feather2023())
+    with pytest.raises(ConfigError, match="criterion_kind"):
+        check_validation(table, results, models=models, criterion=NullCriterion("quantile"))
+    with pytest.raises(ConfigError, match="null of \\[400\\] pairs"):
+        check_validation(table, results, models=models, n_pairs=1000)
+    with pytest.raises(ConfigError, match="other metamers"):
+        check_validation(table, results[:1], models=models)
 
 
 def test_matrix_and_plots(model, null, planted):
@@ -217,24 +289,34 @@ def test_planted_case_on_efficientnet_lite0(photos):
     images = torch.stack([photos.load(s, model.input_shape) for s in photos.limit(3)])
     references = images[:2]
     near = (references + 1e-3 * torch.randn(references.shape)).clamp(0, 1)
-    table = accept(
-        model, torch.cat([near, images[2:3]]), images[[0, 1, 0]], layer, null, sixteen_way=True
-    )
+    table = accept(model, torch.cat([near, images[2:3]]), images[[0, 1, 0]], layer, null)
     assert table["accepted"].tolist() == [True, True, False]
-    assert table["label_space"][0] == "16-way"
+    assert table["label_space"][0] == "16-way (feather2023)"  # the default for ImageNet models
 
 
-def test_stop_factory_ends_synthesis_items_once_accepted(model, null, planted):
+def test_acceptance_stop_ends_synthesis_items_once_accepted(model, null, planted):
     """Wired into the synthesis engine: items stop (reason "criterion") before max_steps."""
-    from metamers.null import acceptance_stop_factory
     from metamers.synthesis import MetamerSynthesis, get_preset
 
     references = planted[0][:2]
     settings = get_preset("fast", max_steps=400, stop_check_every=10, lr=0.05)
     synthesis = MetamerSynthesis(model, LAYER, references, settings=settings).setup(seed=0)
-    factory = acceptance_stop_factory(null, check_label=False)
-    synthesis.synthesize(stop_criterion=factory(synthesis))
+    synthesis.synthesize(stop_criterion=AcceptanceStop(null, check_label=False))
     assert synthesis.stop_reasons == ["criterion", "criterion"]
     assert (synthesis.steps < 400).all()
     table = accept(model, synthesis.metamers, references, LAYER, null)
     assert table[["spearman_pass", "pearson_pass", "snr_db_pass"]].all().all()
+
+
+def test_a_joint_job_is_accepted_only_at_every_layer(model, null, planted):
+    references, near, _, _ = planted
+    joint = MetamerResult("j", ("splitnet",), (f"{LAYER}+logits",), near[0], references[0], [])
+    single = MetamerResult("s", ("splitnet",), (LAYER,), near[0], references[0], [])
+    table = validate_results([joint, single], null, models={"splitnet": model})
+    rows = table[table["stimulus_id"] == "j"]
+    assert rows["layer"].tolist() == [LAYER, "logits"]
+    assert rows["generation_layer"].tolist() == [f"{LAYER}+logits"] * 2
+    # passes at left.1 but not at the 3-unit logits (null max rho = 1): not accepted
+    assert rows["accepted"].tolist() == [True, False]
+    assert not rows["accepted_all_models"].any()
+    assert table.loc[table["stimulus_id"] == "s", "accepted_all_models"].all()

@@ -1,0 +1,164 @@
+"""A model's decision on stimuli, in an explicit label space: the one place it is made.
+
+Acceptance (does the generating model give the metamer the reference's
+label?), recognisability by observers and ``metamers classify`` all ask a
+model for its decision through :class:`LabelSpace`, so that the same stimulus
+gets the same answer on every path, and every table records which label space
+it was judged in.
+
+Label spaces
+------------
+``"auto"`` (the default everywhere)
+    16-way for ImageNet-1k models — the published procedure (Feather et al.
+    2023) compares 16-way labels — and the model's own classes otherwise.
+``"native"``
+    The model's own classes (argmax of its logits, e.g. 1000-way ImageNet).
+``"16-way"``
+    The 16 entry-level categories of Geirhos et al. (ImageNet models only),
+    decided by a named rule (:data:`metamers.labels.SIXTEEN_WAY_RULES`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from metamers.errors import ConfigError
+from metamers.labels import (
+    DEFAULT_SIXTEEN_WAY_RULE,
+    SIXTEEN_WAY_RULES,
+    imagenet_to_16way,
+    sixteen_way_choice,
+    sixteen_way_names,
+)
+from metamers.stimuli.fit import fit_to_input
+
+if TYPE_CHECKING:
+    from metamers.models import PixelModel
+
+LABEL_SPACES = ("auto", "native", "16-way")
+SIXTEEN_WAY = "16-way"
+NATIVE = "native"
+IMAGENET = "imagenet"
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """The label space a model's decisions are made and compared in.
+
+    Parameters
+    ----------
+    space
+        ``"auto"`` (default), ``"native"`` or ``"16-way"`` (see the module docs).
+    rule
+        The 16-way rule, ``"feather2023"`` (default; first hit, published) or
+        ``"geirhos2021"`` (mean probability per category, model-vs-human).
+
+    Examples
+    --------
+    >>> LabelSpace().describe_for("imagenet")
+    '16-way (feather2023)'
+    >>> LabelSpace().describe_for("mnist")
+    'native (mnist)'
+    """
+
+    space: str = "auto"
+    rule: str = DEFAULT_SIXTEEN_WAY_RULE
+
+    def __post_init__(self) -> None:
+        if self.space not in LABEL_SPACES:
+            raise ConfigError(f"unknown label space {self.space!r}; use one of {LABEL_SPACES}")
+        if self.rule not in SIXTEEN_WAY_RULES:
+            raise ConfigError(f"unknown 16-way rule {self.rule!r}; use one of {SIXTEEN_WAY_RULES}")
+
+    def resolved(self, model_label_space: str | None) -> str:
+        """``"16-way"`` or ``"native"`` for a model with label space ``model_label_space``.
+
+        Raises
+        ------
+        ConfigError
+            ``"16-way"`` asked of a model that is not an ImageNet-1k classifier.
+        """
+        if self.space == "auto":
+            return SIXTEEN_WAY if model_label_space == IMAGENET else NATIVE
+        if self.space == SIXTEEN_WAY and model_label_space != IMAGENET:
+            raise ConfigError(
+                f"16-way labels need an ImageNet model; this model's label space is "
+                f"{model_label_space!r} (use --label-space native)"
+            )
+        return self.space
+
+    def describe_for(self, model_label_space: str | None) -> str:
+        """E.g. ``"16-way (feather2023)"`` or ``"native (imagenet)"``: what a table records."""
+        if self.resolved(model_label_space) == SIXTEEN_WAY:
+            return f"{SIXTEEN_WAY} ({self.rule})"
+        return f"{NATIVE} ({model_label_space or 'unknown'})"
+
+    def describe(self, model: PixelModel) -> str:
+        """:meth:`describe_for` this model."""
+        return self.describe_for(model.label_space)
+
+    def decide(self, model: PixelModel, logits: torch.Tensor) -> np.ndarray:
+        """The decisions of ``model`` from its ``(N, classes)`` logits, ``(N,)`` ints."""
+        if self.resolved(model.label_space) == SIXTEEN_WAY:
+            if logits.shape[-1] != 1000:
+                raise ConfigError(
+                    f"16-way labels need 1000 logits; {model.name} gives {logits.shape[-1]}"
+                )
+            return sixteen_way_choice(logits, self.rule).cpu().numpy()
+        return logits.argmax(dim=1).cpu().numpy()
+
+    def names(self, model: PixelModel, decisions: np.ndarray) -> list[str | None]:
+        """Human-readable names of decisions (``None`` where unknown)."""
+        if self.resolved(model.label_space) == SIXTEEN_WAY:
+            names: tuple[str, ...] | None = sixteen_way_names()
+        else:
+            names = model.class_names
+        if not names:
+            return [None] * len(decisions)
+        return [names[int(i)] if 0 <= int(i) < len(names) else None for i in decisions]
+
+    def target(self, model: PixelModel, index: int | None) -> int | None:
+        """A true label given in the model's own classes, mapped into this label space."""
+        if index is None or self.resolved(model.label_space) == NATIVE:
+            return index
+        return imagenet_to_16way(index, self.rule)
+
+
+def classify(
+    model: PixelModel,
+    stimuli: torch.Tensor,
+    labels: LabelSpace | None = None,
+    *,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """The decisions of ``model`` on a batch of stimuli, fitted to its input.
+
+    Parameters
+    ----------
+    model
+        A :class:`~metamers.models.PixelModel` classifier.
+    stimuli
+        ``(N, ...)`` stimuli in the model's input range, any size
+        (:func:`~metamers.stimuli.fit.fit_to_input` fits them).
+    labels
+        The label space (default :class:`LabelSpace` ``("auto")``).
+    batch_size
+        Stimuli per forward pass.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` decisions (class or category indices).
+    """
+    labels = labels or LabelSpace()
+    decisions = []
+    for start in range(0, stimuli.shape[0], batch_size):
+        batch = fit_to_input(stimuli[start : start + batch_size], model.input_shape)
+        with torch.inference_mode():
+            logits = model(batch.to(model.device, torch.float32)).float()
+        decisions.append(labels.decide(model, logits))
+    return np.concatenate(decisions) if decisions else np.zeros(0, dtype=np.int64)
