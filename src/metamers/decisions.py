@@ -77,6 +77,17 @@ class LabelSpace:
     def resolved(self, model_label_space: str | None) -> str:
         """``"16-way"`` or ``"native"`` for a model with label space ``model_label_space``.
 
+        Parameters
+        ----------
+        model_label_space
+            The model's own label space (:attr:`PixelModel.label_space`, e.g.
+            ``"imagenet"`` or ``"mnist"``); ``None`` when unknown.
+
+        Returns
+        -------
+        str
+            ``"16-way"`` or ``"native"``: ``"auto"`` resolved for this model.
+
         Raises
         ------
         ConfigError
@@ -92,17 +103,55 @@ class LabelSpace:
         return self.space
 
     def describe_for(self, model_label_space: str | None) -> str:
-        """E.g. ``"16-way (feather2023)"`` or ``"native (imagenet)"``: what a table records."""
+        """E.g. ``"16-way (feather2023)"`` or ``"native (imagenet)"``: what a table records.
+
+        Parameters
+        ----------
+        model_label_space
+            The model's own label space (e.g. ``"imagenet"``); ``None`` when unknown,
+            which is recorded as ``"native (unknown)"``.
+
+        Raises
+        ------
+        ConfigError
+            ``"16-way"`` asked of a model that is not an ImageNet-1k classifier.
+        """
         if self.resolved(model_label_space) == SIXTEEN_WAY:
             return f"{SIXTEEN_WAY} ({self.rule})"
         return f"{NATIVE} ({model_label_space or 'unknown'})"
 
     def describe(self, model: PixelModel) -> str:
-        """:meth:`describe_for` this model."""
+        """:meth:`describe_for` this model.
+
+        Parameters
+        ----------
+        model
+            The model whose decisions are described (its :attr:`label_space` is read).
+        """
         return self.describe_for(model.label_space)
 
     def decide(self, model: PixelModel, logits: torch.Tensor) -> np.ndarray:
-        """The decisions of ``model`` from its ``(N, classes)`` logits, ``(N,)`` ints."""
+        """The decisions of ``model`` from its ``(N, classes)`` logits, ``(N,)`` ints.
+
+        Parameters
+        ----------
+        model
+            The model that produced ``logits``; its label space decides the rule.
+        logits
+            ``(N, classes)`` logits; 1000 classes when deciding 16-way.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N,)`` class indices (native) or category indices into
+            :func:`~metamers.labels.sixteen_way_names` (16-way).
+
+        Raises
+        ------
+        ConfigError
+            16-way decisions asked of a model that is not an ImageNet-1k classifier, or
+            of logits that do not have 1000 classes.
+        """
         if self.resolved(model.label_space) == SIXTEEN_WAY:
             if logits.shape[-1] != 1000:
                 raise ConfigError(
@@ -112,7 +161,22 @@ class LabelSpace:
         return logits.argmax(dim=1).cpu().numpy()
 
     def names(self, model: PixelModel, decisions: np.ndarray) -> list[str | None]:
-        """Human-readable names of decisions (``None`` where unknown)."""
+        """Human-readable names of decisions (``None`` where unknown).
+
+        Parameters
+        ----------
+        model
+            The model whose decisions they are; its class names are used for native
+            decisions.
+        decisions
+            ``(N,)`` indices from :meth:`decide`.
+
+        Returns
+        -------
+        list of str or None
+            One name per decision; ``None`` where the model has no class names or the
+            index is out of range.
+        """
         if self.resolved(model.label_space) == SIXTEEN_WAY:
             names: tuple[str, ...] | None = sixteen_way_names()
         else:
@@ -122,7 +186,23 @@ class LabelSpace:
         return [names[int(i)] if 0 <= int(i) < len(names) else None for i in decisions]
 
     def target(self, model: PixelModel, index: int | None) -> int | None:
-        """A true label given in the model's own classes, mapped into this label space."""
+        """A true label given in the model's own classes, mapped into this label space.
+
+        Parameters
+        ----------
+        model
+            The model whose label space decides the mapping.
+        index
+            The true label as an index into the model's own classes (for ImageNet, a
+            1000-way index), or ``None`` when unknown.
+
+        Returns
+        -------
+        int or None
+            ``index`` unchanged in the native space; in the 16-way space, the category
+            index under :attr:`rule`, or ``None`` when the class belongs to none of the
+            16 categories.
+        """
         if index is None or self.resolved(model.label_space) == NATIVE:
             return index
         return imagenet_to_16way(index, self.rule)

@@ -46,13 +46,31 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
+    """Write ``data`` to ``path`` atomically.
+
+    Parameters
+    ----------
+    path
+        The destination; missing parent folders are created, an existing file is
+        replaced only once the new one is complete.
+    data
+        The complete file contents.
+    """
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    """Write ``obj`` as indented JSON to ``path`` atomically.
+
+    Parameters
+    ----------
+    path
+        The destination (see :func:`write_bytes_atomic`).
+    obj
+        A JSON-serialisable value; written with sorted keys, two-space indent and a
+        final newline.
+    """
     write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 

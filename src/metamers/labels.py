@@ -53,7 +53,18 @@ logits found this to be the only difference of its effective index sets.
 
 
 def check_sixteen_way_rule(rule: str) -> str:
-    """Return ``rule`` if it is one of :data:`SIXTEEN_WAY_RULES`, else raise ``ValueError``."""
+    """Return ``rule`` if it is one of :data:`SIXTEEN_WAY_RULES`, else raise ``ValueError``.
+
+    Parameters
+    ----------
+    rule
+        The name of a 16-way decision rule, e.g. ``"feather2023"``.
+
+    Raises
+    ------
+    ValueError
+        ``rule`` is not one of :data:`SIXTEEN_WAY_RULES`.
+    """
     if rule not in SIXTEEN_WAY_RULES:
         raise ValueError(f"unknown 16-way rule {rule!r}; use one of {SIXTEEN_WAY_RULES}")
     return rule
@@ -138,7 +149,26 @@ def sixteen_way_choice(logits: torch.Tensor, rule: str = DEFAULT_SIXTEEN_WAY_RUL
 
 
 def imagenet_to_16way(index: int | None, rule: str = DEFAULT_SIXTEEN_WAY_RULE) -> int | None:
-    """The 16-way category of an ImageNet index under ``rule``, or ``None`` if in none."""
+    """The 16-way category of an ImageNet index under ``rule``, or ``None`` if in none.
+
+    Parameters
+    ----------
+    index
+        An ImageNet-1k class index (0–999), or ``None`` (returned unchanged).
+    rule
+        One of :data:`SIXTEEN_WAY_RULES`; decides the category membership (see
+        :func:`geirhos16_categories`).
+
+    Returns
+    -------
+    int or None
+        The category index into :func:`sixteen_way_names`.
+
+    Raises
+    ------
+    ValueError
+        ``rule`` is not one of :data:`SIXTEEN_WAY_RULES`.
+    """
     if index is None:
         return None
     category = int(_imagenet_to_16way(check_sixteen_way_rule(rule))[index])

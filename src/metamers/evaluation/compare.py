@@ -81,13 +81,37 @@ class ComparisonSettings:
                 raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
 
     def summarise(self, features: np.ndarray) -> np.ndarray:
-        """Reduce ``(N, D)`` features to the ``(N, N)`` matrix the method compares."""
+        """Reduce ``(N, D)`` features to the ``(N, N)`` matrix the method compares.
+
+        Parameters
+        ----------
+        features
+            ``(N, D)`` features of one layer, one row per stimulus.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, N)``: the RDM under :attr:`distance` for RSA, the Gram matrix under
+            :attr:`kernel` (uncentred) for CKA.
+        """
         if self.method == "rsa":
             return compute_rdm(features, self.distance)
         return gram_matrix(features, self.kernel, bandwidth_factor=self.bandwidth_factor)
 
     def similarity(self, summary_a: np.ndarray, summary_b: np.ndarray) -> float:
-        """Similarity of two layers from their summaries."""
+        """Similarity of two layers from their summaries.
+
+        Parameters
+        ----------
+        summary_a, summary_b
+            ``(N, N)`` summaries of two layers from :meth:`summarise`, over the same
+            stimuli in the same order.
+
+        Returns
+        -------
+        float
+            The RDM correlation (RSA, in [-1, 1]) or the CKA (in [0, 1]).
+        """
         if self.method == "rsa":
             return compare_rdms(summary_a, summary_b, self.rsa_method)
         return cka_from_grams(summary_a, summary_b, unbiased=self.unbiased)
@@ -116,7 +140,19 @@ class LayerSummary:
     ids: tuple[str, ...]
 
     def restricted(self, ids: Sequence[str]) -> np.ndarray:
-        """The matrix over a subset of the stimuli, in the order of ``ids``."""
+        """The matrix over a subset of the stimuli, in the order of ``ids``.
+
+        Parameters
+        ----------
+        ids
+            Stimulus ids, each one of :attr:`ids`.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(len(ids), len(ids))`` rows and columns of :attr:`matrix`; the matrix
+            itself when ``ids`` equals :attr:`ids`.
+        """
         if tuple(ids) == self.ids:
             return self.matrix
         position = {stimulus_id: i for i, stimulus_id in enumerate(self.ids)}
@@ -211,7 +247,32 @@ def summarise_model(
     batch_size: int = 16,
     progress: ProgressFn | None = None,
 ) -> list[LayerSummary]:
-    """Extract ``layers`` of ``model`` in one streamed pass and reduce each to its summary."""
+    """Extract ``layers`` of ``model`` in one streamed pass and reduce each to its summary.
+
+    Parameters
+    ----------
+    model
+        The model to run.
+    layers
+        Layer names of ``model`` to summarise (checked with
+        :meth:`~metamers.models.PixelModel.check_layers`).
+    stimuli
+        The stimuli, streamed through the model in batches.
+    settings
+        Decides the summary (RDM or Gram matrix, see
+        :meth:`ComparisonSettings.summarise`).
+    label
+        The model's label in the summaries (default: ``model.name``).
+    batch_size
+        Stimuli per forward pass.
+    progress
+        Called as ``progress(label, n_stimuli_done)`` after each batch.
+
+    Returns
+    -------
+    list of LayerSummary
+        One per layer, in the order of ``layers``.
+    """
     label = label or model.name
     layers = model.check_layers(layers)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in layers}
@@ -232,7 +293,30 @@ def summarise_model(
 def similarity_matrix(
     summaries: Sequence[LayerSummary], settings: ComparisonSettings
 ) -> pd.DataFrame:
-    """Pairwise similarities of layer summaries on the stimuli they all share."""
+    """Pairwise similarities of layer summaries on the stimuli they all share.
+
+    Stimuli missing from some summaries are left out with a warning.
+
+    Parameters
+    ----------
+    summaries
+        Layer summaries from :func:`summarise_model`, possibly of several models.
+    settings
+        The settings the summaries were made with (decides the similarity).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Symmetric ``len(summaries)``-square matrix with a ``(model, layer)``
+        MultiIndex; ``attrs["stimulus_ids"]`` lists the stimuli compared on.
+
+    Raises
+    ------
+    ConfigError
+        ``summaries`` is empty.
+    MetamersError
+        Fewer than 3 stimuli are shared by every summary.
+    """
     ids = _shared_ids(summaries)
     matrices = [summary.restricted(ids) for summary in summaries]
     size = len(matrices)
@@ -299,6 +383,19 @@ def plot_similarity_matrix(matrix: pd.DataFrame, *, title: str | None = None) ->
 
     Lines separate models; cells carry their values when the matrix is small.
     The figure is built without pyplot (Agg canvas), so it is safe in scripts and threads.
+
+    Parameters
+    ----------
+    matrix
+        The matrix from :func:`compare_models`; ``attrs["method"]`` chooses the
+        colour scale (``[-1, 1]`` for RSA, ``[0, 1]`` for CKA).
+    title
+        The figure title (default: the settings in ``matrix.attrs``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The heat map figure.
     """
     labels = [f"{model}\n{layer}" for model, layer in matrix.index]
     size = len(labels)
@@ -341,6 +438,15 @@ def save_similarity_matrix(
 
     Read them back with ``pandas.read_parquet`` or
     ``pandas.read_csv(path, header=[0, 1], index_col=[0, 1])``.
+
+    Parameters
+    ----------
+    matrix
+        The matrix from :func:`compare_models`.
+    out_dir
+        The folder written into (created if missing).
+    stem
+        File name without suffix.
 
     Returns
     -------

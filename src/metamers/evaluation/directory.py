@@ -94,7 +94,18 @@ def accepted_results(
 
 
 def stimulus_targets(results: Sequence[MetamerResult]) -> dict[str, int | None]:
-    """True label of each reference, as recorded at generation time."""
+    """True label of each reference, as recorded at generation time.
+
+    Parameters
+    ----------
+    results
+        The metamers of a generate folder; each records its stimulus settings.
+
+    Returns
+    -------
+    dict
+        ``{stimulus_id: target}``; ``None`` where no target was recorded.
+    """
     return {r.stimulus_id: r.settings.get("stimulus", {}).get("target") for r in results}
 
 
@@ -248,7 +259,23 @@ def _observer_layers(
 
 
 def save_evaluation(evaluation: TransferResults, folder: Path) -> list[Path]:
-    """Write the tables and heat maps of an evaluation to ``folder``."""
+    """Write the tables and heat maps of an evaluation to ``folder``.
+
+    Writes the tables (:meth:`TransferResults.save`), ``recognisability.png`` and
+    one ``representation_OBSERVER.png`` per observer with a representation test.
+
+    Parameters
+    ----------
+    evaluation
+        The evaluation to write.
+    folder
+        The destination folder (created if missing).
+
+    Returns
+    -------
+    list of Path
+        Every file written.
+    """
     written = evaluation.save(folder)
     figures = {}
     if not evaluation.recognition_summary.empty:

@@ -34,6 +34,22 @@ def load_human_recognition(path: str | Path | None = None) -> pd.DataFrame:
 
     The table needs columns ``model``, ``layer`` and ``human_recognition``
     (proportion correct in ``[0, 1]``); other columns are kept.
+
+    Parameters
+    ----------
+    path
+        A CSV file; ``None`` reads the bundled :data:`EXAMPLE_HUMAN_TABLE`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table as read.
+
+    Raises
+    ------
+    ConfigError
+        The file does not exist, lacks a required column, or has a missing or
+        out-of-range ``human_recognition`` value.
     """
     if path is None:
         bundled = resources.files("metamers").joinpath(f"data/{EXAMPLE_HUMAN_TABLE}")
@@ -92,14 +108,28 @@ def other_model_recognition(
 
 
 def spearman_rho(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rank correlation (``nan`` when either variable is constant)."""
+    """Spearman rank correlation (``nan`` when either variable is constant).
+
+    Parameters
+    ----------
+    x, y
+        Paired values, one per condition, of equal length.
+    """
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
     return float(stats.spearmanr(x, y).statistic)
 
 
 def linear_r2(x: np.ndarray, y: np.ndarray) -> float:
-    """R² of the least-squares line predicting ``y`` from ``x`` (``nan`` when either is constant)."""
+    """R² of the least-squares line predicting ``y`` from ``x`` (``nan`` when either is constant).
+
+    Parameters
+    ----------
+    x
+        The predictor (e.g. model recognition), one value per condition.
+    y
+        The predicted values (e.g. human recognition), paired with ``x``.
+    """
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
     return float(stats.linregress(x, y).rvalue ** 2)

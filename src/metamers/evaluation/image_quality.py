@@ -43,7 +43,19 @@ _K1, _K2 = 0.01, 0.03
 
 
 def as_image(image: ImageLike) -> np.ndarray:
-    """Return an image as a ``(C, H, W)`` ``float64`` array (``(H, W)`` gains ``C = 1``)."""
+    """Return an image as a ``(C, H, W)`` ``float64`` array (``(H, W)`` gains ``C = 1``).
+
+    Parameters
+    ----------
+    image
+        A ``(C, H, W)`` or ``(H, W)`` tensor or array; tensors are detached and
+        moved to the CPU.
+
+    Raises
+    ------
+    MetamersError
+        The image has another number of dimensions, or a NaN or infinite value.
+    """
     if isinstance(image, torch.Tensor):
         image = image.detach().to("cpu", torch.float64).numpy()
     array = np.asarray(image, dtype=np.float64)
@@ -104,6 +116,25 @@ def ssim_terms(
 
     Positions within half a window of the border are left out, as in
     :func:`skimage.metrics.structural_similarity` (whose value the third term reproduces).
+
+    Parameters
+    ----------
+    image, reference
+        ``(C, H, W)`` or ``(H, W)`` images of equal shape.
+    data_range
+        Span of possible pixel values (1 for ``[0, 1]`` images); scales the
+        stabilising constants ``C1 = (0.01 * data_range)**2`` and
+        ``C2 = (0.03 * data_range)**2``.
+
+    Returns
+    -------
+    luminance, contrast_structure, ssim : float
+        The three mean terms.
+
+    Raises
+    ------
+    MetamersError
+        The images differ in shape or are not valid images (see :func:`as_image`).
     """
     a, b = _pair(image, reference)
     c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
@@ -173,7 +204,18 @@ def _halve(image: np.ndarray) -> np.ndarray:
 
 
 def pixel_correlation(image: ImageLike, reference: ImageLike) -> float:
-    """Pearson correlation between all pixel values of two images (``nan`` if one is constant)."""
+    """Pearson correlation between all pixel values of two images (``nan`` if one is constant).
+
+    Parameters
+    ----------
+    image, reference
+        ``(C, H, W)`` or ``(H, W)`` images of equal shape.
+
+    Raises
+    ------
+    MetamersError
+        The images differ in shape.
+    """
     a, b = _pair(image, reference)
     x, y = a.ravel() - a.mean(), b.ravel() - b.mean()
     denominator = np.sqrt((x @ x) * (y @ y))
@@ -184,6 +226,11 @@ def radial_power_spectrum(image: ImageLike) -> tuple[np.ndarray, np.ndarray]:
     """Radially averaged power spectrum of an image's luminance (mean over channels).
 
     The image is mean-subtracted and Hann-windowed to suppress edge artefacts.
+
+    Parameters
+    ----------
+    image
+        A ``(C, H, W)`` or ``(H, W)`` image.
 
     Returns
     -------
@@ -231,7 +278,14 @@ def spectral_slope(image: ImageLike, *, band: tuple[float, float] = (0.02, 0.4))
 
 
 def naturalness_deviation(image: ImageLike) -> float:
-    """``|spectral_slope(image) + 2|``: 0 for a natural-like ``1/f²`` power spectrum."""
+    """``|spectral_slope(image) + 2|``: 0 for a natural-like ``1/f²`` power spectrum.
+
+    Parameters
+    ----------
+    image
+        A ``(C, H, W)`` or ``(H, W)`` image, at least 32 px a side (see
+        :func:`spectral_slope`, whose default band is fitted).
+    """
     return abs(spectral_slope(image) - NATURAL_SPECTRAL_SLOPE)
 
 
@@ -240,6 +294,15 @@ def image_quality(
 ) -> dict[str, float]:
     """All metrics of one metamer against its reference.
 
+    Parameters
+    ----------
+    image
+        The metamer: ``(C, H, W)`` or ``(H, W)``, at least 32 px a side.
+    reference
+        Its reference, of the same shape.
+    data_range
+        Span of possible pixel values, for SSIM and MS-SSIM.
+
     Returns
     -------
     dict
@@ -247,6 +310,11 @@ def image_quality(
         ``pixel_r``, ``spectral_slope`` and ``naturalness_deviation`` of ``image``,
         ``reference_spectral_slope``, and ``spectral_slope_difference`` (image minus
         reference: how far the metamer's spectrum departs from its own reference's).
+
+    Raises
+    ------
+    MetamersError
+        The images differ in shape or are too small for SSIM or the spectral slope.
     """
     a, b = _pair(image, reference)
     try:

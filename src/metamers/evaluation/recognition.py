@@ -127,7 +127,27 @@ def _generator_labels(
 def bootstrap_mean(
     values: np.ndarray, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
 ) -> dict[str, float]:
-    """Mean with a percentile bootstrap CI and bootstrap SEM (NaNs dropped)."""
+    """Mean with a percentile bootstrap CI and bootstrap SEM (NaNs dropped).
+
+    Parameters
+    ----------
+    values
+        Per-stimulus values (e.g. 0/1 correctness); NaNs are dropped first.
+    n_boot
+        Bootstrap resamples (with replacement, of the same size as the values).
+    seed
+        Seed of the resampling generator.
+    level
+        Coverage of the percentile CI (0.95: the 2.5 % and 97.5 % quantiles of the
+        resampled means).
+
+    Returns
+    -------
+    dict
+        ``mean``, ``ci_low``, ``ci_high``, ``sem`` (standard deviation of the
+        resampled means; NaN when ``n_boot`` is 1) and ``n`` (values kept); all
+        NaN with ``n=0`` when no value is left.
+    """
     values = np.asarray(values, dtype=float)
     values = values[~np.isnan(values)]
     if values.size == 0:
@@ -147,7 +167,23 @@ def bootstrap_mean(
 def summarize_recognition(
     table: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0
 ) -> pd.DataFrame:
-    """Accuracy per generator × layer × observer with bootstrap CIs over stimuli."""
+    """Accuracy per generator × layer × observer with bootstrap CIs over stimuli.
+
+    Parameters
+    ----------
+    table
+        The table of :func:`recognition_table`.
+    n_boot, seed
+        Bootstrap resamples and seed of every CI (see :func:`bootstrap_mean`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ``generator, layer, observer`` with, for each measure
+        ``correct_vs_label``, ``correct_vs_generator`` and ``agrees_with_reference``,
+        the columns ``{measure}_mean``, ``_ci_low``, ``_ci_high``, ``_sem`` and
+        ``_n``; empty for an empty table.
+    """
     rows = []
     if table.empty:
         return pd.DataFrame()

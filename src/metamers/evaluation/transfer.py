@@ -47,7 +47,19 @@ class TransferResults:
     representation_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def save(self, folder: str | Path) -> list[Path]:
-        """Write every non-empty table as Parquet and CSV (atomically); return the paths."""
+        """Write every non-empty table as Parquet and CSV (atomically); return the paths.
+
+        Parameters
+        ----------
+        folder
+            The folder written into (created if missing); each table ``NAME`` becomes
+            ``NAME.parquet`` and ``NAME.csv``.
+
+        Returns
+        -------
+        list of Path
+            The files written.
+        """
         folder = Path(folder)
         written = []
         for name in (
@@ -135,7 +147,25 @@ def evaluate_transfer(
 def transfer_matrix(
     summary: pd.DataFrame, value: str, *, columns: str = "observer"
 ) -> pd.DataFrame:
-    """Pivot a summary to rows ``generator / layer`` × columns (observer or observer layer)."""
+    """Pivot a summary to rows ``generator / layer`` × columns (observer or observer layer).
+
+    Parameters
+    ----------
+    summary
+        A summary table with ``generator`` and ``layer`` columns, e.g.
+        :attr:`TransferResults.recognition_summary`.
+    value
+        The column that fills the cells, e.g. ``"agrees_with_reference_mean"``.
+    columns
+        The column whose values become the matrix columns (``"observer"`` or
+        ``"observer_layer"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``"generator / layer"`` in order of first appearance; empty for an
+        empty summary.
+    """
     if summary.empty:
         return pd.DataFrame()
     frame = summary.assign(row=summary["generator"] + " / " + summary["layer"])
@@ -159,6 +189,24 @@ def plot_transfer_heatmap(
     ``low``, ``high`` and ``n`` are matrices shaped like ``matrix`` (CI bounds and
     the number of stimuli behind each value); a cell then reads
     ``0.83 / [0.61, 1.00] / n=6``, one per line.
+
+    Parameters
+    ----------
+    matrix
+        The values, e.g. from :func:`transfer_matrix`; NaN cells stay blank.
+    title
+        The figure title.
+    low, high
+        Lower and upper CI bounds per cell (both or neither are shown).
+    n
+        Number of stimuli behind each cell.
+    vmin, vmax
+        The range of the colour scale.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The heat map (built without pyplot).
     """
     row_height = 0.55 if n is None else 0.7
     if n is not None:
@@ -196,7 +244,21 @@ def plot_transfer_heatmap(
 
 
 def recognition_heatmap(summary: pd.DataFrame, measure: str = "agrees_with_reference"):
-    """Heat map of recognisability (``measure`` mean, CI and n) per generator layer × observer."""
+    """Heat map of recognisability (``measure`` mean, CI and n) per generator layer × observer.
+
+    Parameters
+    ----------
+    summary
+        :attr:`TransferResults.recognition_summary`.
+    measure
+        ``"agrees_with_reference"``, ``"correct_vs_label"`` or
+        ``"correct_vs_generator"``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The heat map.
+    """
     count = f"{measure}_n"
     return plot_transfer_heatmap(
         transfer_matrix(summary, f"{measure}_mean"),
@@ -208,7 +270,20 @@ def recognition_heatmap(summary: pd.DataFrame, measure: str = "agrees_with_refer
 
 
 def representation_heatmap(summary: pd.DataFrame, observer: str):
-    """Heat map of representation-test pass fractions (CI and n) for one observer's layers."""
+    """Heat map of representation-test pass fractions (CI and n) for one observer's layers.
+
+    Parameters
+    ----------
+    summary
+        :attr:`TransferResults.representation_summary`.
+    observer
+        The observer whose layers form the columns.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The heat map.
+    """
     part = summary[summary["observer"] == observer]
     return plot_transfer_heatmap(
         transfer_matrix(part, "pass_fraction", columns="observer_layer"),
