@@ -41,7 +41,30 @@ class Extractor:
     def iter_batches(
         self, stimuli: StimulusSet, layers: Sequence[str], *, flatten: bool = True
     ) -> Iterator[tuple[list[Stimulus], dict[str, np.ndarray]]]:
-        """Yield ``(stimuli, {layer: array})`` per batch, arrays ``float32`` on CPU."""
+        """Yield ``(stimuli, {layer: array})`` per batch, arrays ``float32`` on CPU.
+
+        Parameters
+        ----------
+        stimuli
+            The stimuli, fitted to the model's input shape and batched by
+            :attr:`batch_size`.
+        layers
+            Layer names of the model (see :meth:`show_model`).
+        flatten
+            Flatten each activation to ``(batch, features)``; otherwise keep the
+            layer's own shape.
+
+        Yields
+        ------
+        tuple
+            The batch's :class:`~metamers.stimuli.sets.Stimulus` objects and
+            ``{layer: array}``, one array row per stimulus.
+
+        Raises
+        ------
+        LayerError
+            A layer the model does not have, or no layers.
+        """
         layers = self.model.check_layers(layers)
         device = self.model.device
         for chunk, x in stimuli.batches(self.model.input_shape, self.batch_size):
@@ -55,7 +78,22 @@ class Extractor:
     def extract(
         self, stimuli: StimulusSet, layers: Sequence[str], *, flatten: bool = True
     ) -> dict[str, np.ndarray]:
-        """All stimuli at once, in memory: ``{layer: (N, ...) array}``."""
+        """All stimuli at once, in memory: ``{layer: (N, ...) array}``.
+
+        Parameters
+        ----------
+        stimuli
+            The stimuli.
+        layers
+            Layer names of the model.
+        flatten
+            Flatten each activation to ``(N, features)``.
+
+        Raises
+        ------
+        LayerError
+            A layer the model does not have, or no layers.
+        """
         parts: dict[str, list[np.ndarray]] = {name: [] for name in layers}
         for _, arrays in self.iter_batches(stimuli, layers, flatten=flatten):
             for name, array in arrays.items():
@@ -70,7 +108,19 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
 def get_extractor(
     model_name: str, *, batch_size: int = 32, device: str | None = None, **load_kwargs
 ) -> Extractor:
-    """Load a model by name (see :func:`metamers.models.load_model`) and wrap it for extraction."""
+    """Load a model by name (see :func:`metamers.models.load_model`) and wrap it for extraction.
+
+    Parameters
+    ----------
+    model_name
+        A registered model name, e.g. ``"efficientnet_lite0"``.
+    batch_size
+        Stimuli per forward pass of the extractor.
+    device
+        Where the model is loaded (default: CPU).
+    **load_kwargs
+        Further options of :func:`~metamers.models.load_model` (e.g. weights).
+    """
     return Extractor(load_model(model_name, device=device, **load_kwargs), batch_size=batch_size)
 
 
@@ -81,5 +131,22 @@ def extract_features(
     *,
     flatten: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Extract ``layers`` for every stimulus into memory (see :func:`save_features` for disk)."""
+    """Extract ``layers`` for every stimulus into memory (see :func:`save_features` for disk).
+
+    Parameters
+    ----------
+    extractor
+        The model wrapper, e.g. from :func:`get_extractor`.
+    stimuli
+        The stimuli.
+    layers
+        Layer names of the extractor's model.
+    flatten
+        Flatten each activation to ``(N, features)``.
+
+    Returns
+    -------
+    dict
+        ``{layer: (N, ...) float32 array}`` in stimulus order.
+    """
     return extractor.extract(stimuli, layers, flatten=flatten)

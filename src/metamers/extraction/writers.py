@@ -159,7 +159,19 @@ def _write_npz_streaming(h5: h5py.File, tmp: Path, layers: list[str], ids: np.nd
 
 
 def read_features(path: str | Path) -> tuple[list[str], dict[str, np.ndarray]]:
-    """Read a features file written by :func:`save_features`: ``(ids, {layer: array})``."""
+    """Read a features file written by :func:`save_features`: ``(ids, {layer: array})``.
+
+    Parameters
+    ----------
+    path
+        A ``.h5``/``.hdf5``, ``.npz`` or ``.pt`` features file (the suffix decides
+        the format).
+
+    Raises
+    ------
+    MetamersError
+        Any other suffix.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5"):

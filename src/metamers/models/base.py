@@ -40,6 +40,13 @@ class Normalize(nn.Module):
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32)[:, None, None])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``x`` per channel.
+
+        Parameters
+        ----------
+        x
+            ``(N, C, H, W)`` stimuli, ``C`` matching the number of means and stds.
+        """
         return (x - self.mean) / self.std
 
 
@@ -114,13 +121,30 @@ class PixelModel(nn.Module):
         return torch.device("cpu")
 
     def train(self, mode: bool = True) -> PixelModel:
-        """Models stay in evaluation mode; ``train(True)`` is refused."""
+        """Models stay in evaluation mode; ``train(True)`` is refused.
+
+        Parameters
+        ----------
+        mode
+            Must be ``False``.
+
+        Raises
+        ------
+        RuntimeError
+            ``mode`` is ``True``.
+        """
         if mode:
             raise RuntimeError("PixelModel is frozen: it always stays in eval mode")
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the whole model: preprocessing, then the network, to its output."""
+        """Run the whole model: preprocessing, then the network, to its output.
+
+        Parameters
+        ----------
+        x
+            ``(N, *input_shape)`` stimuli in :attr:`input_range`.
+        """
         return self.net(self.preprocess(x))
 
     def layer_names(self) -> list[str]:
@@ -128,7 +152,18 @@ class PixelModel(nn.Module):
         return [name for name, _ in self.net.named_modules() if name] + [LOGITS]
 
     def check_layers(self, layers: Iterable[str]) -> list[str]:
-        """Return ``layers`` as a list, raising :class:`LayerError` with close matches for unknown names."""
+        """Return ``layers`` as a list, raising :class:`LayerError` with close matches for unknown names.
+
+        Parameters
+        ----------
+        layers
+            Layer names (see :meth:`layer_names`).
+
+        Raises
+        ------
+        LayerError
+            ``layers`` is empty or names a layer the model does not have.
+        """
         layers = list(layers)
         if not layers:
             raise LayerError(f"no layers given for {self.name}")
@@ -214,7 +249,20 @@ class PixelModel(nn.Module):
         return shapes
 
     def example_input(self, batch_size: int = 1, seed: int = 0) -> torch.Tensor:
-        """A random stimulus batch in the valid range, on the model's device."""
+        """A random stimulus batch in the valid range, on the model's device.
+
+        Parameters
+        ----------
+        batch_size
+            Number of stimuli.
+        seed
+            Seed of the CPU generator drawing uniform values in :attr:`input_range`.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch_size, *input_shape)`` on :attr:`device`.
+        """
         generator = torch.Generator().manual_seed(seed)
         low, high = self.input_range
         x = torch.rand((batch_size, *self.input_shape), generator=generator)
@@ -251,7 +299,23 @@ def _straight_through_hook(_module, inputs, output):
 
 
 def check_fake_relu_layer(layer: str, module: nn.Module | None, model_name: str) -> None:
-    """Raise :class:`LayerError` unless ``layer`` is an element-wise ReLU-like module."""
+    """Raise :class:`LayerError` unless ``layer`` is an element-wise ReLU-like module.
+
+    Parameters
+    ----------
+    layer
+        The layer name, for the message.
+    module
+        The module at ``layer``; ``None`` when the model has no such module (as
+        for ``logits``).
+    model_name
+        The model's name, for the message.
+
+    Raises
+    ------
+    LayerError
+        ``module`` is not an instance of :data:`FAKE_RELU_TYPES`.
+    """
     if module is None or not isinstance(module, FAKE_RELU_TYPES):
         kind = "logits" if layer == LOGITS else type(module).__name__ if module else "unknown"
         raise LayerError(
@@ -260,7 +324,15 @@ def check_fake_relu_layer(layer: str, module: nn.Module | None, model_name: str)
 
 
 def is_relu_layer(model: PixelModel, layer: str) -> bool:
-    """Whether ``layer`` is a ReLU-like activation module (fake-ReLU applies)."""
+    """Whether ``layer`` is a ReLU-like activation module (fake-ReLU applies).
+
+    Parameters
+    ----------
+    model
+        The model.
+    layer
+        A layer name of ``model``; unknown names and ``logits`` give ``False``.
+    """
     module = dict(model.net.named_modules()).get(layer)
     return isinstance(module, FAKE_RELU_TYPES)
 
@@ -274,7 +346,17 @@ def _disable_inplace(module: nn.Module) -> None:
 
 
 def unknown_layer_message(layer: str, model_name: str, names: Sequence[str]) -> str:
-    """One-line error for an unknown layer, with the closest names suggested."""
+    """One-line error for an unknown layer, with the closest names suggested.
+
+    Parameters
+    ----------
+    layer
+        The name not found.
+    model_name
+        The model's name (also names the ``metamers layers`` command to run).
+    names
+        The model's layer names, searched for up to five close matches.
+    """
     close = difflib.get_close_matches(layer, names, n=5, cutoff=0.6)
     close += [n for n in names if layer and layer in n and n not in close][: 5 - len(close)]
     hint = f"; did you mean {', '.join(close)}?" if close else ""

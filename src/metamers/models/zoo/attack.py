@@ -103,7 +103,20 @@ def accuracy(
     *,
     batch_size: int = 250,
 ) -> float:
-    """Fraction of ``images`` that ``net`` classifies as ``targets``."""
+    """Fraction of ``images`` that ``net`` classifies as ``targets``.
+
+    Parameters
+    ----------
+    net
+        Maps pixel-space images to logits (put it in eval mode first); run
+        without gradients.
+    images
+        ``(N, C, H, W)`` images.
+    targets
+        ``(N,)`` true classes.
+    batch_size
+        Images per forward pass.
+    """
     correct = 0
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
@@ -121,7 +134,23 @@ def robust_accuracy(
     seed: int = 0,
     batch_size: int = 250,
 ) -> float:
-    """Accuracy on PGD adversarial versions of ``images`` (seeded random start)."""
+    """Accuracy on PGD adversarial versions of ``images`` (seeded random start).
+
+    Parameters
+    ----------
+    net
+        Maps pixel-space images to logits (put it in eval mode first).
+    images
+        ``(N, C, H, W)`` clean images in ``[0, 1]``.
+    targets
+        ``(N,)`` true classes, which the attack moves away from.
+    config
+        The attack (default :data:`EVAL_ATTACK`: ε = 0.1, 10 steps of 0.025).
+    seed
+        Seed of the random starts, drawn batch after batch from one generator.
+    batch_size
+        Images attacked at once.
+    """
     generator = torch.Generator().manual_seed(seed)
     correct = 0
     for start in range(0, len(images), batch_size):

@@ -36,7 +36,18 @@ def committed_dir() -> Path:
 
 
 def read_manifest(directory: str | Path | None = None) -> dict:
-    """The manifest of ``directory`` (default: the committed one); empty if there is none."""
+    """The manifest of ``directory`` (default: the committed one); empty if there is none.
+
+    Parameters
+    ----------
+    directory
+        A weights directory holding ``zoo.json``; ``None`` for :func:`committed_dir`.
+
+    Returns
+    -------
+    dict
+        The parsed ``zoo.json``, or ``{"models": {}}`` when the file is missing.
+    """
     path = Path(directory or committed_dir()) / MANIFEST_NAME
     if not path.is_file():
         return {"models": {}}
@@ -44,7 +55,13 @@ def read_manifest(directory: str | Path | None = None) -> dict:
 
 
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 hex digest of a file."""
+    """SHA-256 hex digest of a file.
+
+    Parameters
+    ----------
+    path
+        The file, read whole.
+    """
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
@@ -108,7 +125,23 @@ def save_zoo_weights(
 
 
 def wrap_zoo_net(net: torch.nn.Module, name: str, info: dict | None = None) -> PixelModel:
-    """Wrap a zoo network as a :class:`PixelModel` (normalisation inside, ``mnist`` labels)."""
+    """Wrap a zoo network as a :class:`PixelModel` (normalisation inside, ``mnist`` labels).
+
+    Parameters
+    ----------
+    net
+        A zoo network (see :func:`~metamers.models.zoo.architectures.build_net`),
+        taking normalised digits.
+    name
+        The model's name, e.g. ``"mnist_cnn_s0"``.
+    info
+        Metadata shown by ``metamers models`` (see :func:`zoo_info`).
+
+    Returns
+    -------
+    PixelModel
+        Input ``(1, 28, 28)`` in ``[0, 1]``, MNIST normalisation as its first stage.
+    """
     from metamers.models.zoo.training import mnist_normalize
 
     return PixelModel(
@@ -172,7 +205,19 @@ def _load_weights(net: torch.nn.Module, directory: Path, name: str, entry: dict)
 
 
 def zoo_info(entry: dict) -> dict:
-    """The columns ``metamers models`` shows for a zoo model."""
+    """The columns ``metamers models`` shows for a zoo model.
+
+    Parameters
+    ----------
+    entry
+        The model's ``zoo.json`` entry; empty for a model without one.
+
+    Returns
+    -------
+    dict
+        ``accuracy`` and ``robust_accuracy`` (rounded to 3 decimals) and ``seed``;
+        empty when ``entry`` is.
+    """
     if not entry:
         return {}
     return {
@@ -183,17 +228,35 @@ def zoo_info(entry: dict) -> dict:
 
 
 def weights_committed(name: str) -> bool:
-    """Whether the package ships ``name``'s weights (listed in the manifest, file present)."""
+    """Whether the package ships ``name``'s weights (listed in the manifest, file present).
+
+    Parameters
+    ----------
+    name
+        A zoo name, e.g. ``"mnist_cnn_s0"``.
+    """
     return name in read_manifest()["models"] and (committed_dir() / f"{name}.safetensors").is_file()
 
 
 def committed_info(name: str) -> dict:
-    """:func:`zoo_info` of ``name``'s entry in the committed manifest (empty when absent)."""
+    """:func:`zoo_info` of ``name``'s entry in the committed manifest (empty when absent).
+
+    Parameters
+    ----------
+    name
+        A zoo name, e.g. ``"mnist_cnn_s0"``.
+    """
     return zoo_info(read_manifest()["models"].get(name, {}))
 
 
 def describe(spec: ZooSpec) -> str:
-    """One line: architecture, training and layers."""
+    """One line: architecture, training and layers.
+
+    Parameters
+    ----------
+    spec
+        The model's recipe.
+    """
     training = "PGD adversarial (L∞ ε=0.1)" if spec.robust else "standard"
     layers = ", ".join(spec.study_layers)
     return f"MNIST {ARCH_DESCRIPTIONS[spec.arch]}; {training} training; layers {layers}"

@@ -39,14 +39,39 @@ class Reproduction:
     skipped: bool = False
 
     def within(self, tolerance: float) -> bool:
-        """Whether clean accuracy is within ``tolerance`` (fraction) of the committed value."""
+        """Whether clean accuracy is within ``tolerance`` (fraction) of the committed value.
+
+        Parameters
+        ----------
+        tolerance
+            The largest accepted absolute difference of accuracies (e.g. 0.01 for one
+            percentage point).
+
+        Returns
+        -------
+        bool
+            Also ``True`` when there is no committed value to compare with.
+        """
         if self.committed_accuracy is None:
             return True
         return abs(self.accuracy - self.committed_accuracy) <= tolerance
 
 
 def resolve_names(names: Sequence[str], all_models: bool = False) -> list[ZooSpec]:
-    """Specs for the given names (or every zoo model), with a clear error for unknown ones."""
+    """Specs for the given names (or every zoo model), with a clear error for unknown ones.
+
+    Parameters
+    ----------
+    names
+        Zoo names (keys of ``ZOO_SPECS``); empty for every model.
+    all_models
+        Return every zoo model, ignoring ``names``.
+
+    Raises
+    ------
+    ModelError
+        A name is not a zoo model.
+    """
     if all_models or not names:
         return list(ZOO_SPECS.values())
     unknown = [n for n in names if n not in ZOO_SPECS]

@@ -60,7 +60,14 @@ class TrainResult:
 
 @contextlib.contextmanager
 def deterministic(seed: int) -> Iterator[None]:
-    """One thread, deterministic kernels, seeded global RNG; all restored afterwards."""
+    """One thread, deterministic kernels, seeded global RNG; all restored afterwards.
+
+    Parameters
+    ----------
+    seed
+        Seed of torch's global CPU generator inside the block (forked, so the
+        caller's generator state is untouched).
+    """
     threads = torch.get_num_threads()
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
@@ -75,7 +82,24 @@ def deterministic(seed: int) -> Iterator[None]:
 
 
 def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to ``max_shift`` pixels (zero fill), independently."""
+    """Translate each image by up to ``max_shift`` pixels (zero fill), independently.
+
+    Parameters
+    ----------
+    images
+        ``(N, C, S, S)`` square images.
+    max_shift
+        The largest shift in pixels along each axis; the row and column shifts
+        are drawn uniformly from ``-max_shift .. max_shift``. 0 returns ``images``
+        unchanged.
+    generator
+        The random source of the shifts.
+
+    Returns
+    -------
+    torch.Tensor
+        Shifted images of the same shape.
+    """
     if max_shift == 0:
         return images
     size = images.shape[-1]
