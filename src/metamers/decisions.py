@@ -98,7 +98,7 @@ class LabelSpace:
         if self.space == SIXTEEN_WAY and model_label_space != IMAGENET:
             raise ConfigError(
                 f"16-way labels need an ImageNet model; this model's label space is "
-                f"{model_label_space!r} (use --label-space native)"
+                f"{model_label_space!r}; use the native label space"
             )
         return self.space
 

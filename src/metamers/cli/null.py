@@ -184,10 +184,13 @@ def _print_validation(table: pd.DataFrame) -> None:
             f"{row.snr_db:.1f} {sign} {row.snr_db_threshold:.1f}",
         )
     out.print(detail)
-    rates = table.groupby(["model", "layer"], sort=False).agg(
-        accepted=("accepted", "sum"), total=("accepted", "size"), null_pairs=("null_pairs", "first")
+    per_metamer = table.drop_duplicates("result_index")
+    rates = per_metamer.groupby(["generator", "generation_layer"], sort=False).agg(
+        accepted=("accepted_all_models", "sum"),
+        total=("accepted_all_models", "size"),
+        null_pairs=("null_pairs", "first"),
     )
-    summary = Table("model", "layer", "accepted", "rate", "null pairs", title="acceptance")
+    summary = Table("generator", "layer", "accepted", "rate", "null pairs", title="acceptance")
     for (model, layer), row in rates.iterrows():
         summary.add_row(
             model,

@@ -56,7 +56,13 @@ class Augmentation:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def transform(self, input_shape: tuple[int, ...]) -> v2.Transform:
-        """The torchvision v2 pipeline producing a ``(C, H, W)`` view of ``input_shape``."""
+        """The torchvision v2 pipeline producing a ``(C, H, W)`` view of ``input_shape``.
+
+        Parameters
+        ----------
+        input_shape
+            The model's ``(C, H, W)`` input shape; the crop is resized to ``(H, W)``.
+        """
         _, height, width = input_shape
         steps: list[v2.Transform] = [
             v2.RandomResizedCrop(
@@ -78,6 +84,22 @@ def prepare_source(
     Sources whose shorter side exceeds ``scale·max(input H, W)`` are shrunk
     (antialiased). Augmenting in ``uint8`` (as the PIL-based training
     pipelines do) uses torchvision's fast integer resize.
+
+    Parameters
+    ----------
+    raw
+        A ``(C, H, W)`` image in ``[0, 1]``, any channel count; its channels are
+        matched to ``input_shape[0]``.
+    input_shape
+        The model's ``(C, H, W)`` input shape.
+    scale
+        The largest shorter side, as a multiple of the larger input side
+        (:attr:`Augmentation.max_source_scale`); ``None`` never shrinks.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(input C, H', W')`` ``uint8`` image.
     """
     image = match_channels(raw.float(), input_shape[0])
     if scale is not None:
@@ -95,6 +117,20 @@ def augmented_view(source: torch.Tensor, transform: v2.Transform, seed: int) -> 
     torchvision's random transforms draw from torch's global generator, so the
     draw happens inside :func:`torch.random.fork_rng`, seeded per view: the
     caller's random state is untouched and each view depends only on its seed.
+
+    Parameters
+    ----------
+    source
+        A ``uint8`` image from :func:`prepare_source`.
+    transform
+        The pipeline from :meth:`Augmentation.transform`.
+    seed
+        The view's seed: the same source, transform and seed give the same view.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(C, H, W)`` ``float32`` view in ``[0, 1]``.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -54,24 +54,59 @@ def default_cache_dir() -> Path:
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
-    """The cache folder to use: the argument when given, else :func:`default_cache_dir`."""
+    """The cache folder to use: the argument when given, else :func:`default_cache_dir`.
+
+    Parameters
+    ----------
+    cache_dir
+        A folder (``~`` is expanded) or ``None``.
+    """
     return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
 
 
 def key_hash(key: dict) -> str:
-    """Stable 16-hex-digit hash of a cache key."""
+    """Stable 16-hex-digit hash of a cache key.
+
+    Parameters
+    ----------
+    key
+        A JSON-serialisable dict (see :func:`~metamers.null.distribution.null_key`),
+        serialised with sorted keys so that its order does not matter.
+    """
     text = json.dumps(key, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def cache_path(cache_dir: Path, model_name: str, key: dict) -> Path:
-    """Where the null for ``key`` lives: ``CACHE/<model>-<hash>.npz``."""
+    """Where the null for ``key`` lives: ``CACHE/<model>-<hash>.npz``.
+
+    Parameters
+    ----------
+    cache_dir
+        The cache folder (see :func:`resolve_cache_dir`).
+    model_name
+        The model's name; characters other than letters, digits, ``_``, ``.``
+        and ``-`` become ``_`` in the file name.
+    key
+        Everything the null depends on (see :func:`key_hash`).
+    """
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name).strip("_") or "model"
     return cache_dir / f"{safe}-{key_hash(key)}.npz"
 
 
 def save_arrays(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``meta`` (JSON) and ``arrays`` to ``path`` atomically (compressed npz)."""
+    """Write ``meta`` (JSON) and ``arrays`` to ``path`` atomically (compressed npz).
+
+    Parameters
+    ----------
+    path
+        The destination ``.npz`` file (parents are created).
+    meta
+        JSON-serialisable metadata, stored as the ``meta`` entry with
+        :data:`FORMAT_VERSION` added.
+    arrays
+        Named arrays; ``meta`` is not a valid name.
+    """
     payload = {"meta": np.array(json.dumps({**meta, "format_version": FORMAT_VERSION}))}
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, **payload, **arrays)
@@ -115,5 +150,11 @@ def load_arrays(path: Path, what: str = "null file") -> tuple[dict, dict[str, np
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (whitespace runs collapsed)."""
+    """An exception's message on one line (whitespace runs collapsed).
+
+    Parameters
+    ----------
+    exc
+        Any exception; one with an empty message gives its type name.
+    """
     return " ".join(str(exc).split()) or type(exc).__name__
