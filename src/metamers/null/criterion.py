@@ -69,7 +69,19 @@ class NullCriterion:
         return cls(kind="max", inclusive=True)
 
     def check(self, null: NullDistribution) -> None:
-        """Raise :class:`ConfigError` when the null is too small for this criterion."""
+        """Raise :class:`ConfigError` when the null is too small for this criterion.
+
+        Parameters
+        ----------
+        null
+            The null the criterion will be applied to; only its size matters, and
+            only for ``kind="p_value"`` (its smallest p is ``1 / (n_pairs + 1)``).
+
+        Raises
+        ------
+        ConfigError
+            The null is too small to reach ``p < alpha``.
+        """
         if self.kind == "p_value" and self.alpha <= 1.0 / (null.n_pairs + 1):
             raise ConfigError(
                 f"a {null.n_pairs}-pair null cannot give p < {self.alpha} (smallest p is "
@@ -77,7 +89,22 @@ class NullCriterion:
             )
 
     def threshold(self, null: NullDistribution, layer: str, metric: str) -> float:
-        """The value a similarity is compared with (for ``p_value``, the equivalent order statistic)."""
+        """The value a similarity is compared with (for ``p_value``, the equivalent order statistic).
+
+        Parameters
+        ----------
+        null
+            The null distribution (must cover ``layer``).
+        layer, metric
+            Which null column to compare with.
+
+        Returns
+        -------
+        float
+            The null's maximum (``"max"``), its ``q``-quantile (``"quantile"``), or
+            the null value a similarity must exceed to reach ``p < alpha``
+            (``"p_value"``; ``-inf`` when every value passes).
+        """
         column = null.column(layer, metric)
         if self.kind == "max":
             return float(column.max())
@@ -113,7 +140,14 @@ class NullCriterion:
         return values >= threshold if self.inclusive else values > threshold
 
     def describe(self, null: NullDistribution) -> str:
-        """E.g. ``"> max of a 2000-pair null (18 stimuli)"``."""
+        """E.g. ``"> max of a 2000-pair null (18 stimuli)"``.
+
+        Parameters
+        ----------
+        null
+            The null the criterion is applied to (its size and stimulus count are
+            named).
+        """
         rule = {"max": "max", "quantile": f"q{self.q:g}", "p_value": f"p<{self.alpha:g}"}[self.kind]
         sign = ">=" if self.inclusive else ">"
         return f"{sign} {rule} of a {null.n_pairs}-pair null ({null.n_stimuli} stimuli)"
@@ -124,7 +158,22 @@ class NullCriterion:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> NullCriterion:
-        """Inverse of :meth:`as_record` (extra keys are ignored)."""
+        """Inverse of :meth:`as_record` (extra keys are ignored).
+
+        Parameters
+        ----------
+        record
+            A mapping holding ``criterion_kind``, ``criterion_q``,
+            ``criterion_alpha`` and ``criterion_inclusive`` (numpy scalars read back
+            from a table are accepted).
+
+        Raises
+        ------
+        KeyError
+            A ``criterion_*`` key is missing.
+        ConfigError
+            The values do not form a valid criterion.
+        """
         fields = ("kind", "q", "alpha", "inclusive")
         return cls(**{f: _plain(record[f"criterion_{f}"]) for f in fields})
 

@@ -248,7 +248,19 @@ class NullDistribution:
         self.layers = tuple(layers)
 
     def check_layers(self, layers: Sequence[str]) -> None:
-        """Raise :class:`LayerError` unless the null covers every layer in ``layers``."""
+        """Raise :class:`LayerError` unless the null covers every layer in ``layers``.
+
+        Parameters
+        ----------
+        layers
+            Layer names of the null's model.
+
+        Raises
+        ------
+        LayerError
+            A layer the null was not computed at; the message names the command
+            that computes it.
+        """
         missing = [layer for layer in layers if layer not in self.layers]
         if missing:
             raise LayerError(
@@ -258,22 +270,65 @@ class NullDistribution:
             )
 
     def column(self, layer: str, metric: str) -> np.ndarray:
-        """The ``(n_pairs,)`` null values of ``metric`` at ``layer``."""
+        """The ``(n_pairs,)`` null values of ``metric`` at ``layer``.
+
+        Parameters
+        ----------
+        layer
+            One of :attr:`layers`.
+        metric
+            One of :attr:`metrics` (``"spearman"``, ``"pearson"`` or ``"snr_db"``).
+
+        Raises
+        ------
+        LayerError
+            The null does not cover ``layer``.
+        ConfigError
+            The null does not hold ``metric``.
+        """
         self.check_layers([layer])
         if metric not in self.values:
             raise ConfigError(f"the null holds metrics {self.metrics}, not {metric!r}")
         return self.values[metric][:, self.layers.index(layer)]
 
     def max(self, layer: str, metric: str) -> float:
-        """Maximum of the null (the published acceptance threshold)."""
+        """Maximum of the null (the published acceptance threshold).
+
+        Parameters
+        ----------
+        layer, metric
+            Which null column (see :meth:`column`).
+        """
         return float(np.max(self.column(layer, metric)))
 
     def quantile(self, layer: str, metric: str, q: float) -> float:
-        """The ``q``-quantile (``0 ≤ q ≤ 1``) of the null."""
+        """The ``q``-quantile (``0 ≤ q ≤ 1``) of the null.
+
+        Parameters
+        ----------
+        layer, metric
+            Which null column (see :meth:`column`).
+        q
+            The quantile, e.g. 0.99 (numpy's default linear interpolation).
+        """
         return float(np.quantile(self.column(layer, metric), q))
 
     def p_value(self, layer: str, metric: str, value: np.ndarray | float) -> np.ndarray:
-        """Empirical one-sided p-value ``(1 + #{null ≥ value}) / (N + 1)``."""
+        """Empirical one-sided p-value ``(1 + #{null ≥ value}) / (N + 1)``.
+
+        Parameters
+        ----------
+        layer, metric
+            Which null column (see :meth:`column`).
+        value
+            Similarities, any shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            p-values of the shape of ``value``, in ``[1 / (N + 1), 1]``; ``N`` is
+            :attr:`n_pairs`.
+        """
         column = np.sort(self.column(layer, metric))
         value = np.asarray(value, dtype=np.float64)
         at_least = column.size - np.searchsorted(column, value, side="left")
@@ -331,7 +386,24 @@ def null_key(
     pairs_per_view: int,
     zero_test: str = DEFAULT_ZERO_TEST,
 ) -> dict:
-    """The cache key: everything the null's values depend on (JSON-normalised)."""
+    """The cache key: everything the null's values depend on (JSON-normalised).
+
+    Parameters
+    ----------
+    model
+        The model (its name and weight fingerprint enter the key).
+    layers
+        The measured layers (order and duplicates do not matter).
+    stimuli
+        The stimulus pool (its content fingerprint enters the key).
+    n_pairs, seed, augmentation, batch_size, pairs_per_view, zero_test
+        The settings of :func:`compute_null`.
+
+    Returns
+    -------
+    dict
+        A JSON round-tripped dict, also listing :data:`SIMILARITY_METRICS`.
+    """
     key = {
         "model": model.name,
         "model_fingerprint": model.fingerprint(),
@@ -577,6 +649,17 @@ def view_loader(
 
     The views a null is built from (``compute_null`` uses it): the stimulus itself when
     ``augmentation`` is disabled, else an augmented view drawn with ``view_seed``.
+
+    Parameters
+    ----------
+    model
+        The model; its input shape is the shape of every view.
+    stimuli
+        The stimulus pool indexed by ``stimulus_index``.
+    augmentation
+        The augmentation (see :class:`~metamers.null.augment.Augmentation`);
+        augmented sources are decoded once and kept in a small process-wide
+        cache.
     """
     transform = augmentation.transform(model.input_shape) if augmentation.enabled else None
 
