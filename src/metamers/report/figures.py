@@ -23,7 +23,17 @@ PANEL = 1.9  # inches per image panel
 
 
 def to_display(image: torch.Tensor | np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)):
-    """A ``(C, H, W)`` or ``(H, W)`` stimulus as an ``(H, W[, 3])`` float array in [0, 1]."""
+    """A ``(C, H, W)`` or ``(H, W)`` stimulus as an ``(H, W[, 3])`` float array in [0, 1].
+
+    Parameters
+    ----------
+    image
+        A tensor (detached and moved to the CPU) or array; a single channel is
+        shown as ``(H, W)``, three channels as ``(H, W, 3)``.
+    value_range
+        The stimulus's valid range, mapped linearly to ``[0, 1]`` (values
+        outside are clipped); ``(-1, 1)`` for waveform-like stimuli.
+    """
     array = image.detach().cpu().float().numpy() if isinstance(image, torch.Tensor) else image
     array = np.asarray(array, dtype=np.float32)
     low, high = value_range
@@ -247,6 +257,17 @@ def heatmap_with_ci(
 def cell_text(value: float, low: float | None = None, high: float | None = None, n=None) -> str:
     """A heat-map cell's annotation: ``value``, then ``[low, high]`` and ``n=N`` when known.
 
+    Parameters
+    ----------
+    value
+        The cell's value, shown with two decimals.
+    low, high
+        CI bounds; shown only when both are given and finite.
+    n
+        Number of observations behind the value; ``None`` or NaN leaves it out.
+
+    Examples
+    --------
     >>> print(cell_text(1.0, 1.0, 1.0, 3))
     1.00
     [1.00, 1.00]

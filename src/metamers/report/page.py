@@ -37,7 +37,15 @@ class Section:
 
 
 def figure_png(fig: Figure, *, dpi: int = 90) -> bytes:
-    """Render a figure to PNG bytes and close it."""
+    """Render a figure to PNG bytes and close it.
+
+    Parameters
+    ----------
+    fig
+        The figure; closed afterwards (with pyplot), so it cannot be reused.
+    dpi
+        Resolution of the PNG in dots per inch.
+    """
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     plt.close(fig)
@@ -45,7 +53,18 @@ def figure_png(fig: Figure, *, dpi: int = 90) -> bytes:
 
 
 def render_page(title: str, sections: list[Section], *, subtitle: str = "") -> str:
-    """The HTML text of a page with every figure embedded as a base64 PNG."""
+    """The HTML text of a page with every figure embedded as a base64 PNG.
+
+    Parameters
+    ----------
+    title
+        The page title and top heading (HTML-escaped).
+    sections
+        The sections in order; their figures are rendered (and closed) with
+        :func:`figure_png`.
+    subtitle
+        A note under the title; empty for none.
+    """
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -74,7 +93,20 @@ def render_page(title: str, sections: list[Section], *, subtitle: str = "") -> s
 def write_page(
     path: str | Path, title: str, sections: list[Section], *, subtitle: str = ""
 ) -> Path:
-    """Render and write the page atomically."""
+    """Render and write the page atomically.
+
+    Parameters
+    ----------
+    path
+        The ``.html`` file to write (parents are created).
+    title, sections, subtitle
+        As in :func:`render_page`.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(render_page(title, sections, subtitle=subtitle), encoding="utf-8")
@@ -82,7 +114,17 @@ def write_page(
 
 
 def write_tables(folder: str | Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
-    """Write each table as ``NAME.parquet`` and ``NAME.csv`` (atomically); return the paths."""
+    """Write each table as ``NAME.parquet`` and ``NAME.csv`` (atomically); return the paths.
+
+    Columns holding arrays or tensors (images) are left out of the files.
+
+    Parameters
+    ----------
+    folder
+        The folder written into (created if missing).
+    tables
+        ``{NAME: table}``.
+    """
     folder = Path(folder)
     written = []
     for name, table in tables.items():

@@ -393,7 +393,23 @@ def recognition_section(summary: pd.DataFrame) -> Section:
 
 
 def recognition_rates(summary: pd.DataFrame, measures: list[str]) -> pd.DataFrame:
-    """The recognition summary in long form: one row per cell and measure, with its ``n``."""
+    """The recognition summary in long form: one row per cell and measure, with its ``n``.
+
+    Parameters
+    ----------
+    summary
+        The recognition summary (see
+        :func:`~metamers.evaluation.recognition.summarize_recognition`), one row
+        per ``generator, layer, observer``.
+    measures
+        The measures to keep, e.g. ``["agrees_with_reference"]``; a measure
+        whose ``{measure}_{stat}`` column is missing gets NaN there.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``generator, layer, observer, measure, n, mean, ci_low, ci_high``.
+    """
     columns = {"n": "n", "mean": "mean", "ci_low": "ci_low", "ci_high": "ci_high"}
     parts = []
     for measure in measures:

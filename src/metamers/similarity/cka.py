@@ -28,13 +28,36 @@ KERNELS: tuple[str, ...] = ("linear", "rbf")
 
 
 def linear_gram(features: np.ndarray) -> np.ndarray:
-    """``X Xᵀ`` of an ``(N, D)`` feature matrix, in ``float64``."""
+    """``X Xᵀ`` of an ``(N, D)`` feature matrix, in ``float64``.
+
+    Parameters
+    ----------
+    features
+        ``(N, D)`` array, one row per stimulus (extra dimensions are flattened);
+        at least 2 rows, all finite.
+
+    Raises
+    ------
+    MetamersError
+        Fewer than 2 rows, or a NaN or infinite value.
+    """
     array = as_features(features, min_rows=2)
     return array @ array.T
 
 
 def median_bandwidth(features: np.ndarray) -> float:
-    """Median heuristic: the median Euclidean distance between distinct stimuli."""
+    """Median heuristic: the median Euclidean distance between distinct stimuli.
+
+    Parameters
+    ----------
+    features
+        ``(N, D)`` array, one row per stimulus; at least 2 rows, all finite.
+
+    Returns
+    -------
+    float
+        In the units of the features; 0 when most rows are identical.
+    """
     distances = pdist(as_features(features, min_rows=2), metric="euclidean")
     return float(np.median(distances))
 
@@ -62,7 +85,23 @@ def rbf_gram(features: np.ndarray, bandwidth_factor: float = 1.0) -> np.ndarray:
 def gram_matrix(
     features: np.ndarray, kernel: Kernel = "linear", *, bandwidth_factor: float = 1.0
 ) -> np.ndarray:
-    """The ``(N, N)`` Gram matrix of ``features`` under ``kernel`` (``"linear"`` or ``"rbf"``)."""
+    """The ``(N, N)`` Gram matrix of ``features`` under ``kernel`` (``"linear"`` or ``"rbf"``).
+
+    Parameters
+    ----------
+    features
+        ``(N, D)`` array, one row per stimulus.
+    kernel
+        ``"linear"`` (:func:`linear_gram`) or ``"rbf"`` (:func:`rbf_gram`).
+    bandwidth_factor
+        RBF only: multiplies the median-distance bandwidth.
+
+    Raises
+    ------
+    MetamersError
+        An unknown kernel, or features :func:`linear_gram` / :func:`rbf_gram`
+        refuse.
+    """
     if kernel == "linear":
         return linear_gram(features)
     if kernel == "rbf":
@@ -71,7 +110,13 @@ def gram_matrix(
 
 
 def center_gram(gram: np.ndarray) -> np.ndarray:
-    """``H K H`` with the centring matrix ``H = I - 11ᵀ/N``."""
+    """``H K H`` with the centring matrix ``H = I - 11ᵀ/N``.
+
+    Parameters
+    ----------
+    gram
+        An ``(N, N)`` Gram matrix (converted to ``float64``).
+    """
     matrix = np.asarray(gram, dtype=np.float64)
     matrix = matrix - matrix.mean(axis=0, keepdims=True)
     return matrix - matrix.mean(axis=1, keepdims=True)
@@ -116,6 +161,26 @@ def cka_from_grams(gram_x: np.ndarray, gram_y: np.ndarray, *, unbiased: bool = F
 
     Returns ``nan`` when either self-HSIC is not positive (a constant
     representation, or an unbiased estimate that came out non-positive).
+
+    Parameters
+    ----------
+    gram_x, gram_y
+        ``(N, N)`` uncentred Gram matrices of the same stimuli, in the same order
+        (see :func:`gram_matrix`).
+    unbiased
+        Use the unbiased HSIC estimator (needs ``N > 3``).
+
+    Returns
+    -------
+    float
+        In ``[0, 1]`` for the biased estimator; the unbiased one can be slightly
+        negative.
+
+    Raises
+    ------
+    MetamersError
+        The matrices are not square or differ in shape, or ``unbiased`` with
+        fewer than 4 stimuli.
     """
     cross = hsic(gram_x, gram_y, unbiased=unbiased)
     norm = hsic(gram_x, gram_x, unbiased=unbiased) * hsic(gram_y, gram_y, unbiased=unbiased)

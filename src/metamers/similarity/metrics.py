@@ -50,7 +50,18 @@ def _as_rows(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 
 
 def check_zero_test(zero_test: str) -> str:
-    """Return ``zero_test`` if it is one of :data:`ZERO_TESTS`, else raise a one-line ValueError."""
+    """Return ``zero_test`` if it is one of :data:`ZERO_TESTS`, else raise a one-line ValueError.
+
+    Parameters
+    ----------
+    zero_test
+        The name of a zero test, ``"all"`` or ``"sum"``.
+
+    Raises
+    ------
+    ValueError
+        Any other name.
+    """
     if zero_test not in ZERO_TESTS:
         raise ValueError(f"unknown zero test {zero_test!r}; use one of {ZERO_TESTS}")
     return zero_test
@@ -80,7 +91,15 @@ def zero_rows(x: torch.Tensor, zero_test: str = "all") -> torch.Tensor:
 
 
 def all_zero_pairs(a: torch.Tensor, b: torch.Tensor, zero_test: str = "all") -> torch.Tensor:
-    """Rows where either member's activations count as zero (:func:`zero_rows`), ``(N,)`` bool."""
+    """Rows where either member's activations count as zero (:func:`zero_rows`), ``(N,)`` bool.
+
+    Parameters
+    ----------
+    a, b
+        ``(N, ...)`` activations of the two members of each pair.
+    zero_test
+        ``"all"`` (every element 0) or ``"sum"`` (elements sum to 0).
+    """
     return zero_rows(a, zero_test) | zero_rows(b, zero_test)
 
 
@@ -129,6 +148,25 @@ def pearson(a: torch.Tensor, b: torch.Tensor, *, zero_test: str = "all") -> torc
 
     ``zero_test`` (``"all"`` or ``"sum"``) decides which rows count as zero
     (score 0; see the module docstring).
+
+    Parameters
+    ----------
+    a, b
+        ``(N, ...)`` activations of equal shape; each row is flattened.
+    zero_test
+        ``"all"`` or ``"sum"``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N,)`` float64 in ``[-1, 1]``; 0 for a pair with a zero row or a
+        constant row.
+
+    Raises
+    ------
+    ValueError
+        The batches differ in shape or have no batch dimension, or an unknown
+        ``zero_test``.
     """
     check_zero_test(zero_test)
     a2, b2 = _as_rows(a, b)
@@ -140,6 +178,25 @@ def spearman(a: torch.Tensor, b: torch.Tensor, *, zero_test: str = "all") -> tor
 
     ``zero_test`` (``"all"`` or ``"sum"``) decides which rows count as zero
     (score 0; see the module docstring).
+
+    Parameters
+    ----------
+    a, b
+        ``(N, ...)`` activations of equal shape; each row is flattened.
+    zero_test
+        ``"all"`` or ``"sum"``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N,)`` float64 in ``[-1, 1]``; 0 for a pair with a zero row or a
+        constant row.
+
+    Raises
+    ------
+    ValueError
+        The batches differ in shape or have no batch dimension, or an unknown
+        ``zero_test``.
     """
     check_zero_test(zero_test)
     a2, b2 = _as_rows(a, b)
@@ -187,7 +244,21 @@ def snr_db(
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor, *, zero_test: str = "all") -> torch.Tensor:
-    """Row-wise cosine similarity, ``(N,)`` float64 (0 under the zero rule)."""
+    """Row-wise cosine similarity, ``(N,)`` float64 (0 under the zero rule).
+
+    Parameters
+    ----------
+    a, b
+        ``(N, ...)`` activations of equal shape; each row is flattened.
+    zero_test
+        ``"all"`` or ``"sum"``: which rows count as zero (see the module docs).
+
+    Raises
+    ------
+    ValueError
+        The batches differ in shape or have no batch dimension, or an unknown
+        ``zero_test``.
+    """
     check_zero_test(zero_test)
     a2, b2 = _as_rows(a, b)
     denominator = a2.norm(dim=1) * b2.norm(dim=1)

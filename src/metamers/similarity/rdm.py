@@ -96,7 +96,23 @@ def compute_rdm(features: np.ndarray, distance: Distance = "correlation") -> np.
 
 
 def upper_triangle(rdm: np.ndarray) -> np.ndarray:
-    """The entries above the diagonal of a square matrix, row by row (as ``pdist`` orders them)."""
+    """The entries above the diagonal of a square matrix, row by row (as ``pdist`` orders them).
+
+    Parameters
+    ----------
+    rdm
+        A square ``(N, N)`` matrix.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N (N - 1) / 2,)`` ``float64`` values.
+
+    Raises
+    ------
+    MetamersError
+        ``rdm`` is not a square matrix.
+    """
     matrix = np.asarray(rdm, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise MetamersError(f"an RDM must be a square matrix, got shape {matrix.shape}")
@@ -148,6 +164,29 @@ def rsa(
 
     Shorthand for ``compare_rdms(compute_rdm(a, distance), compute_rdm(b, distance), method)``.
     The two sets may have different feature dimensions.
+
+    Parameters
+    ----------
+    features_a, features_b
+        ``(N, Da)`` and ``(N, Db)`` arrays, rows in the same stimulus order
+        (at least 2 rows).
+    distance
+        RDM distance: ``"correlation"``, ``"cosine"`` or ``"euclidean"`` (see
+        :func:`compute_rdm`).
+    method
+        How the RDMs are correlated: ``"spearman"``, ``"pearson"`` or
+        ``"kendall"`` (see :func:`compare_rdms`).
+
+    Returns
+    -------
+    float
+        The RDM correlation, in ``[-1, 1]``; ``nan`` when either RDM is constant.
+
+    Raises
+    ------
+    MetamersError
+        The feature sets cover different numbers of stimuli, or an RDM is
+        undefined (see :func:`compute_rdm`).
     """
     return compare_rdms(
         compute_rdm(features_a, distance), compute_rdm(features_b, distance), method
