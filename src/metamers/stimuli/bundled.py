@@ -39,7 +39,20 @@ PHOTOS: dict[str, tuple[str, int | None]] = {
 
 
 def load_packaged(source: str) -> torch.Tensor:
-    """Load a packaged photo named ``package:name`` as ``(C, H, W)`` in ``[0, 1]``."""
+    """Load a packaged photo named ``package:name`` as ``(C, H, W)`` in ``[0, 1]``.
+
+    Parameters
+    ----------
+    source
+        ``skimage:NAME`` (a :mod:`skimage.data` function), ``sklearn:FILE`` (a
+        scikit-learn sample image) or ``matplotlib:FILE`` (a matplotlib sample
+        data file).
+
+    Raises
+    ------
+    StimulusError
+        Any other package prefix.
+    """
     package, _, name = source.partition(":")
     if package == "skimage":
         import skimage.data

@@ -67,7 +67,21 @@ def _shrink(img: Image.Image) -> Image.Image:
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
-    """Convert a PIL image of any mode to a ``(C, H, W)`` float tensor in ``[0, 1]``."""
+    """Convert a PIL image of any mode to a ``(C, H, W)`` float tensor in ``[0, 1]``.
+
+    16-bit modes are scaled by 65535, float mode ``F`` is clipped to ``[0, 1]``,
+    and transparent images are composited on white.
+
+    Parameters
+    ----------
+    img
+        A decoded PIL image.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(1, H, W)`` for greyscale modes, ``(3, H, W)`` otherwise.
+    """
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         arr = np.asarray(img, dtype=np.float32) / 65535.0
         return torch.from_numpy(np.ascontiguousarray(arr))[None]
@@ -93,6 +107,21 @@ def array_to_tensor(arr: np.ndarray) -> torch.Tensor:
     Integer arrays are scaled by their dtype's maximum; float arrays are
     assumed to be in ``[0, 1]`` already and are clipped. A fourth (alpha)
     channel is composited on white.
+
+    Parameters
+    ----------
+    arr
+        An ``(H, W)`` or ``(H, W, C)`` integer, boolean or float array.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(C, H, W)`` ``float32``, three channels after alpha compositing.
+
+    Raises
+    ------
+    StimulusError
+        ``arr`` has neither 2 nor 3 dimensions.
     """
     arr = np.asarray(arr)
     if np.issubdtype(arr.dtype, np.integer):

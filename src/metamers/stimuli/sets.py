@@ -91,11 +91,28 @@ class StimulusSet(Sequence[Stimulus]):
         return [s.id for s in self.stimuli]
 
     def limit(self, n: int | None) -> StimulusSet:
-        """Return the first ``n`` stimuli (all when ``n`` is ``None``)."""
+        """Return the first ``n`` stimuli (all when ``n`` is ``None``).
+
+        Parameters
+        ----------
+        n
+            How many stimuli to keep, from the start; ``None`` keeps the set as it is.
+        """
         return self if n is None else self[:n]
 
     def select(self, ids: Sequence[str]) -> StimulusSet:
-        """Return the stimuli with the given ids, in the given order."""
+        """Return the stimuli with the given ids, in the given order.
+
+        Parameters
+        ----------
+        ids
+            Stimulus ids of this set (repeats are kept).
+
+        Raises
+        ------
+        StimulusError
+            An id that is not in the set.
+        """
         by_id = {s.id: s for s in self.stimuli}
         missing = [i for i in ids if i not in by_id]
         if missing:
@@ -108,11 +125,45 @@ class StimulusSet(Sequence[Stimulus]):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def load_raw(self, stimulus: Stimulus) -> torch.Tensor:
-        """Load one stimulus as its raw tensor (no resizing)."""
+        """Load one stimulus as its raw tensor (no resizing).
+
+        Parameters
+        ----------
+        stimulus
+            One of the set's stimuli.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(C, H, W)`` in ``[0, 1]`` for images, ``(T,)`` in ``[-1, 1]`` for waveforms.
+
+        Raises
+        ------
+        StimulusError
+            The stimulus cannot be decoded.
+        """
         return self.loader(stimulus)
 
     def load(self, stimulus: Stimulus, input_shape: tuple[int, ...]) -> torch.Tensor:
-        """Load one stimulus fitted to a model's ``input_shape``."""
+        """Load one stimulus fitted to a model's ``input_shape``.
+
+        Images are centre-square-cropped and resized (see
+        :func:`~metamers.stimuli.images.fit_image`); waveforms are centre-cropped or
+        zero-padded (:func:`~metamers.stimuli.audio.fit_waveform`).
+
+        Parameters
+        ----------
+        stimulus
+            One of the set's stimuli.
+        input_shape
+            The model's input shape without the batch dimension: ``(C, H, W)`` or
+            ``(T,)``.
+
+        Raises
+        ------
+        StimulusError
+            The stimulus cannot be decoded.
+        """
         raw = self.load_raw(stimulus)
         if self.modality == "audio":
             from metamers.stimuli.audio import fit_waveform
@@ -127,6 +178,18 @@ class StimulusSet(Sequence[Stimulus]):
 
         With ``skip_bad`` set, undecodable stimuli are skipped with a warning;
         otherwise the first one raises :class:`StimulusError`.
+
+        Parameters
+        ----------
+        input_shape
+            The model's input shape without the batch dimension (see :meth:`load`).
+        batch_size
+            Stimuli per batch; the last batch may be smaller.
+
+        Yields
+        ------
+        tuple
+            The batch's stimuli and their ``(B, *input_shape)`` tensor.
         """
         chunk: list[Stimulus] = []
         tensors: list[torch.Tensor] = []
