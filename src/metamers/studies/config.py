@@ -253,7 +253,21 @@ class StudyConfig(_Section):
         return Path(self.output) if self.output else DEFAULT_OUTPUT_ROOT / self.name
 
     def with_updates(self, **changes: Any) -> StudyConfig:
-        """A validated copy with top-level or dotted keys changed (``executor.kind="ray"``)."""
+        """A validated copy with top-level or dotted keys changed (``executor.kind="ray"``).
+
+        Parameters
+        ----------
+        **changes
+            ``key=value`` pairs; a key is a top-level field (``name``) or a dotted
+            path into a section (``"executor.kind"``, passed as
+            ``**{"executor.kind": "ray"}``, or ``executor__kind``). Missing sections
+            along the path are created.
+
+        Raises
+        ------
+        ConfigError
+            The changed study is invalid (unknown key or bad value).
+        """
         data = self.model_dump(mode="json")
         for dotted, value in changes.items():
             node = data
@@ -318,7 +332,18 @@ def _bundled_folder():
 
 
 def load_bundled_study(name: str = "default") -> StudyConfig:
-    """Read a study shipped with the package."""
+    """Read a study shipped with the package.
+
+    Parameters
+    ----------
+    name
+        One of :func:`bundled_study_names`, e.g. ``"default"``.
+
+    Raises
+    ------
+    ConfigError
+        No bundled study has that name (the closest one is suggested).
+    """
     names = bundled_study_names()
     if name not in names:
         close = difflib.get_close_matches(name, names, n=1)
@@ -332,6 +357,23 @@ def parse_study(data: Any, *, source: str = "<study>", base_dir: Path | None = N
     """Validate a study given as a mapping (the parsed YAML).
 
     Relative paths are resolved against ``base_dir`` when it is given.
+
+    Parameters
+    ----------
+    data
+        The study as a mapping; a ``None`` key (YAML's bare ``null:``) is read
+        as ``"null"``.
+    source
+        Where the study came from (a file path), recorded on the config and
+        named in errors.
+    base_dir
+        Folder that relative model files, weights and stimulus paths are
+        resolved against; ``None`` leaves them as given.
+
+    Raises
+    ------
+    ConfigError
+        ``data`` is not a mapping, or has an unknown key or bad value (one line).
     """
     label = Path(source).name
     if not isinstance(data, dict):

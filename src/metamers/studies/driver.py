@@ -180,7 +180,14 @@ def _spec(task: Task, plan: Plan, store: StudyStore, executor: Executor, device:
 
 
 def executor_threads(executor: Executor) -> int:
-    """Torch threads per task (see :meth:`ExecutorSection.threads`)."""
+    """Torch threads per task (see :meth:`ExecutorSection.threads`).
+
+    Parameters
+    ----------
+    executor
+        The executor; one without ``settings`` (an
+        :class:`~metamers.studies.config.ExecutorSection`) gets 1 thread.
+    """
     settings = getattr(executor, "settings", None)
     return settings.threads() if settings is not None else 1
 

@@ -39,7 +39,14 @@ class Executor(Protocol):
         ...
 
     def run(self, specs: Sequence[TaskSpec]) -> Iterator[TaskOutcome]:
-        """Run ``specs`` and yield one outcome per task as each finishes."""
+        """Run ``specs`` and yield one outcome per task as each finishes.
+
+        Parameters
+        ----------
+        specs
+            The wave's tasks, independent of each other (see
+            :class:`~metamers.studies.tasks.TaskSpec`).
+        """
         ...
 
     def close(self) -> None:
@@ -60,7 +67,14 @@ class LocalExecutor:
         return _default_device(self.settings)
 
     def run(self, specs: Sequence[TaskSpec]) -> Iterator[TaskOutcome]:
-        """Run each task in turn."""
+        """Run each task in turn.
+
+        Parameters
+        ----------
+        specs
+            The wave's tasks, independent of each other (see
+            :class:`~metamers.studies.tasks.TaskSpec`).
+        """
         for spec in specs:
             yield run_task(spec)
 
@@ -111,7 +125,19 @@ class RayExecutor:
         return 1 if self.settings.gpus_per_task is None else self.settings.gpus_per_task
 
     def run(self, specs: Sequence[TaskSpec]) -> Iterator[TaskOutcome]:
-        """Submit the whole wave, then yield outcomes in completion order."""
+        """Submit the whole wave, then yield outcomes in completion order.
+
+        Parameters
+        ----------
+        specs
+            The wave's tasks, independent of each other (see
+            :class:`~metamers.studies.tasks.TaskSpec`).
+
+        Yields
+        ------
+        TaskOutcome
+            One per task; a failed outcome where the Ray worker died.
+        """
         remote = self._remote.options(num_cpus=self.settings.threads(), num_gpus=self._gpus())
         pending = {remote.remote(spec): spec for spec in specs}
         while pending:
@@ -169,7 +195,19 @@ class SlurmExecutor:
         return _default_device(self.settings)
 
     def run(self, specs: Sequence[TaskSpec]) -> Iterator[TaskOutcome]:
-        """Submit one array per kind, then yield outcomes as jobs finish."""
+        """Submit one array per kind, then yield outcomes as jobs finish.
+
+        Parameters
+        ----------
+        specs
+            The wave's tasks, independent of each other (see
+            :class:`~metamers.studies.tasks.TaskSpec`).
+
+        Yields
+        ------
+        TaskOutcome
+            One per task; a failed outcome where the job died (timeout, node failure).
+        """
         by_kind: dict[str, list[TaskSpec]] = {}
         for spec in specs:
             by_kind.setdefault(spec.kind, []).append(spec)
@@ -205,7 +243,23 @@ def _default_device(settings: ExecutorSection) -> str:
 
 
 def make_executor(settings: ExecutorSection, study_dir: Path) -> Executor:
-    """Build the executor a study's ``executor`` section names."""
+    """Build the executor a study's ``executor`` section names.
+
+    Parameters
+    ----------
+    settings
+        The study's ``executor`` section; ``kind`` is ``"local"``, ``"ray"`` or
+        ``"slurm"``.
+    study_dir
+        The study folder; slurm jobs keep their logs under ``study_dir/slurm``.
+
+    Raises
+    ------
+    ConfigError
+        Ray or submitit is not installed, or the Ray cluster cannot be joined.
+    MetamersError
+        An unknown executor kind.
+    """
     if settings.kind == "local":
         return LocalExecutor(settings)
     if settings.kind == "ray":

@@ -67,7 +67,23 @@ class Task:
 
 
 def task_key(kind: str, settings: dict[str, Any], inputs: tuple[str, ...]) -> str:
-    """Content hash of a task: its kind (and version), settings and input keys."""
+    """Content hash of a task: its kind (and version), settings and input keys.
+
+    Parameters
+    ----------
+    kind
+        The task kind (a key of :data:`KIND_VERSIONS`; its version enters the
+        hash, so bumping it re-keys every task of the kind).
+    settings
+        Everything that determines the result (JSON-serialisable).
+    inputs
+        Keys of the tasks this one reads (their order does not matter).
+
+    Returns
+    -------
+    str
+        16 hex digits.
+    """
     payload = {
         "kind": kind,
         "version": KIND_VERSIONS.get(kind, 1),
@@ -87,7 +103,27 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
     def add(self, kind: str, label: str, settings: dict[str, Any], inputs=()) -> Task:
-        """Add a task (inputs must already be in the plan) and return it."""
+        """Add a task (inputs must already be in the plan) and return it.
+
+        A task whose key is already planned is not added twice; the planned one is
+        returned.
+
+        Parameters
+        ----------
+        kind
+            The task kind (``"generate"``, ``"null"``, ...).
+        label
+            Human-readable name shown in progress and status.
+        settings
+            Everything that determines the result (JSON-serialisable).
+        inputs
+            Keys of planned tasks whose results this one reads.
+
+        Raises
+        ------
+        ValueError
+            An input key is not in the plan.
+        """
         inputs = tuple(inputs)
         unknown = [k for k in inputs if k not in self.tasks]
         if unknown:
@@ -103,7 +139,13 @@ class Plan:
         return len(self.tasks)
 
     def of_kind(self, kind: str) -> list[Task]:
-        """Tasks of one kind, in plan order."""
+        """Tasks of one kind, in plan order.
+
+        Parameters
+        ----------
+        kind
+            The task kind, e.g. ``"generate"``.
+        """
         return [t for t in self if t.kind == kind]
 
     def waves(self) -> list[list[Task]]:
@@ -117,7 +159,14 @@ class Plan:
         return waves
 
     def estimate(self, *, cuda: bool = False) -> dict[str, dict[str, float]]:
-        """Rough cost per kind: ``{kind: {"tasks", "steps", "seconds"}}`` (CPU; ÷10 with CUDA)."""
+        """Rough cost per kind: ``{kind: {"tasks", "steps", "seconds"}}`` (CPU; ÷10 with CUDA).
+
+        Parameters
+        ----------
+        cuda
+            Whether tasks will run on CUDA: the seconds of tasks with optimisation
+            steps are divided by 10.
+        """
         totals: dict[str, dict[str, float]] = {}
         for task in self:
             steps, seconds = (
@@ -130,7 +179,19 @@ class Plan:
         return totals
 
     def dependents(self, key: str) -> set[str]:
-        """Keys of every task downstream of ``key``."""
+        """Keys of every task downstream of ``key``.
+
+        Parameters
+        ----------
+        key
+            A task key of the plan.
+
+        Returns
+        -------
+        set of str
+            Keys of tasks that read ``key``'s result directly or through other tasks
+            (``key`` itself excluded).
+        """
         found: set[str] = set()
         for task in self:
             if key in task.inputs or found.intersection(task.inputs):
@@ -170,7 +231,18 @@ def plan_study(study: StudyConfig) -> Plan:
 
 
 def reference_stimuli(study: StudyConfig) -> StimulusSet:
-    """The study's reference stimuli (spec, then ids, then limit)."""
+    """The study's reference stimuli (spec, then ids, then limit).
+
+    Parameters
+    ----------
+    study
+        The validated study; its ``stimuli`` section is read.
+
+    Raises
+    ------
+    StimulusError
+        The spec cannot be resolved, or an id is not in the set.
+    """
     stimuli = resolve_stimuli(study.stimuli.spec)
     if study.stimuli.ids is not None:
         stimuli = stimuli.select(study.stimuli.ids)
@@ -178,7 +250,18 @@ def reference_stimuli(study: StudyConfig) -> StimulusSet:
 
 
 def stimulus_settings(stimuli: StimulusSet) -> dict[str, Any]:
-    """How a task names its stimuli: spec, ids and fingerprint."""
+    """How a task names its stimuli: spec, ids and fingerprint.
+
+    Parameters
+    ----------
+    stimuli
+        The stimulus set a task reads.
+
+    Returns
+    -------
+    dict
+        ``{"spec", "ids", "fingerprint"}``, JSON-serialisable.
+    """
     return {"spec": stimuli.spec, "ids": stimuli.ids, "fingerprint": stimuli.fingerprint()}
 
 

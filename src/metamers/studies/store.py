@@ -161,7 +161,16 @@ class StudyStore:
     # -- plan ----------------------------------------------------------------------------------
 
     def record_plan(self, plan: Plan) -> None:
-        """Store the study settings and the current plan (the tasks ``status`` reports on)."""
+        """Store the study settings and the current plan (the tasks ``status`` reports on).
+
+        Writes ``study.yaml`` and replaces the catalog's plan and meta rows (study
+        name, planner notes, settings digest) in one transaction.
+
+        Parameters
+        ----------
+        plan
+            The plan of the run now starting.
+        """
         data = plan.study.model_dump(mode="json")
         write_bytes_atomic(self.root / "study.yaml", yaml.safe_dump(data, sort_keys=False).encode())
         rows = [(t.key, i, t.kind, t.label, json.dumps(list(t.inputs))) for i, t in enumerate(plan)]
@@ -202,24 +211,70 @@ class StudyStore:
     # -- tasks ---------------------------------------------------------------------------------
 
     def task_dir(self, task: Task | TaskRecord) -> Path:
-        """Where a finished task's outputs live."""
+        """Where a finished task's outputs live.
+
+        Parameters
+        ----------
+        task
+            A planned task or a catalog record (its ``kind`` and ``key`` are used).
+
+        Returns
+        -------
+        Path
+            ``STUDY/tasks/KIND/KEY``.
+        """
         return self.root / "tasks" / task.kind / task.key
 
     def scratch_dir(self, key: str) -> Path:
-        """A task's scratch folder (kept across attempts)."""
+        """A task's scratch folder (kept across attempts).
+
+        Parameters
+        ----------
+        key
+            The task key.
+
+        Returns
+        -------
+        Path
+            ``STUDY/work/KEY`` (not created here).
+        """
         return self.root / "work" / key
 
     def status_of(self, key: str) -> str:
-        """``done``, ``failed`` or ``pending``."""
+        """``done``, ``failed`` or ``pending``.
+
+        Parameters
+        ----------
+        key
+            The task key; a key not in the catalog is ``pending``.
+        """
         row = self._db.execute("SELECT status FROM tasks WHERE key = ?", (key,)).fetchone()
         return row[0] if row else "pending"
 
     def is_done(self, key: str) -> bool:
-        """Whether a task finished (in the catalog with its folder present)."""
+        """Whether a task finished (in the catalog with its folder present).
+
+        Parameters
+        ----------
+        key
+            The task key.
+        """
         return self.status_of(key) == "done"
 
     def adopt(self, task: Task) -> bool:
-        """Catalog a task whose folder was completed by a run killed before its commit."""
+        """Catalog a task whose folder was completed by a run killed before its commit.
+
+        Parameters
+        ----------
+        task
+            A planned task.
+
+        Returns
+        -------
+        bool
+            Whether it was adopted: ``False`` when it is already done or its folder
+            has no ``task.json``.
+        """
         folder = self.task_dir(task)
         manifest = folder / MANIFEST
         if self.is_done(task.key) or not manifest.is_file():
@@ -230,7 +285,23 @@ class StudyStore:
         return True
 
     def store(self, task: Task, outcome: TaskOutcome, executor: str) -> None:
-        """Write a finished task's outputs and catalog it (or record its failure)."""
+        """Write a finished task's outputs and catalog it (or record its failure).
+
+        Parameters
+        ----------
+        task
+            The planned task.
+        outcome
+            What the task returned; its files are written to :meth:`task_dir` when it
+            succeeded, only the error is catalogued when it failed.
+        executor
+            Name of the executor that ran it (``local``, ``ray``, ``slurm``).
+
+        Raises
+        ------
+        MetamersError
+            The task returned a file path outside its folder.
+        """
         if not outcome.ok:
             self._commit(task, "failed", {}, [], outcome.error, outcome.seconds, outcome.host)
             self._event(task.key, "failed")
@@ -300,7 +371,15 @@ class StudyStore:
             )
 
     def log(self, event: str, key: str | None = None) -> None:
-        """Add an event (``run-started``, ``started``, ...) to the catalog's log."""
+        """Add an event (``run-started``, ``started``, ...) to the catalog's log.
+
+        Parameters
+        ----------
+        event
+            The event name, e.g. ``"run-started"``, ``"submitted"``, ``"run-finished"``.
+        key
+            The task the event concerns; ``None`` for run-level events.
+        """
         self._event(key, event)
 
     # -- reading -------------------------------------------------------------------------------
@@ -308,7 +387,17 @@ class StudyStore:
     def records(
         self, *, status: str | None = "done", planned_only: bool = True
     ) -> list[TaskRecord]:
-        """Catalogued tasks (by default: finished tasks of the current plan, in plan order)."""
+        """Catalogued tasks (by default: finished tasks of the current plan, in plan order).
+
+        Parameters
+        ----------
+        status
+            Keep tasks with this status (``"done"`` or ``"failed"``); ``None`` keeps
+            every status.
+        planned_only
+            Keep only tasks of the current plan, in plan order; otherwise every
+            catalogued task, ordered by kind and label.
+        """
         query = (
             "SELECT t.key, t.kind, t.label, t.status, t.settings, t.inputs, t.summary, t.files,"
             " t.error, t.seconds FROM tasks t"
@@ -323,7 +412,13 @@ class StudyStore:
         return [_record(row) for row in self._db.execute(query, params).fetchall()]
 
     def record(self, key: str) -> TaskRecord | None:
-        """One catalogued task, or ``None``."""
+        """One catalogued task, or ``None``.
+
+        Parameters
+        ----------
+        key
+            The task key.
+        """
         row = self._db.execute(
             "SELECT key, kind, label, status, settings, inputs, summary, files, error, seconds"
             " FROM tasks WHERE key = ?",
@@ -332,7 +427,13 @@ class StudyStore:
         return _record(row) if row else None
 
     def events(self, key: str | None = None) -> list[tuple[str, str | None, str]]:
-        """The event log as ``(run, key, event)``."""
+        """The event log as ``(run, key, event)``.
+
+        Parameters
+        ----------
+        key
+            Only the events of this task; ``None`` for every event, in logged order.
+        """
         query = "SELECT run, key, event FROM events"
         params: tuple = ()
         if key is not None:
@@ -353,7 +454,18 @@ class StudyStore:
         return {key for key, event in latest.items() if event == "submitted"}
 
     def verify(self, records: Iterable[TaskRecord] | None = None) -> list[str]:
-        """Problems with finished tasks' files (missing, wrong size or hash); empty when sound."""
+        """Problems with finished tasks' files (missing, wrong size or hash); empty when sound.
+
+        Parameters
+        ----------
+        records
+            The tasks to check; ``None`` for every finished task of the current plan.
+
+        Returns
+        -------
+        list of str
+            One line per missing or altered file.
+        """
         problems = []
         for record in self.records() if records is None else records:
             folder = self.task_dir(record)
@@ -372,6 +484,11 @@ def catalog_status(root: str | Path) -> dict[str, str]:
     """Key → status of every catalogued task in ``root`` (empty when there is no study there).
 
     Opens the catalog read-only: safe while a run is writing it.
+
+    Parameters
+    ----------
+    root
+        A study folder.
     """
     path = Path(root) / CATALOG
     if not path.is_file():
@@ -386,7 +503,13 @@ def catalog_status(root: str | Path) -> dict[str, str]:
 
 
 def is_running(root: str | Path) -> bool:
-    """Whether a driver currently holds the study's writer lock."""
+    """Whether a driver currently holds the study's writer lock.
+
+    Parameters
+    ----------
+    root
+        A study folder.
+    """
     lock = Path(root) / ".lock"
     if not lock.exists():
         return False

@@ -96,11 +96,25 @@ class TaskContext:
     device: str
 
     def inputs_of(self, kind: str) -> list[InputRef]:
-        """Finished inputs of one kind, in plan order."""
+        """Finished inputs of one kind, in plan order.
+
+        Parameters
+        ----------
+        kind
+            The input kind, e.g. ``"null"`` or ``"generate"``.
+        """
         return [ref for ref in self.inputs if ref.kind == kind]
 
     def model(self, spec: dict[str, Any]) -> PixelModel:
-        """Load (once per process) the model described by ``spec`` onto this task's device."""
+        """Load (once per process) the model described by ``spec`` onto this task's device.
+
+        Parameters
+        ----------
+        spec
+            The model's load settings as the planner records them: ``name`` and,
+            optionally, ``random_weights``, ``weights`` and ``trust_code`` (see
+            :func:`~metamers.models.load_model`). The last 4 loaded models are kept.
+        """
         return _cached_model(tuple(sorted(spec.items())), self.device)
 
 
@@ -119,6 +133,18 @@ def load_stimulus_set(settings: dict[str, Any]) -> StimulusSet:
     """Resolve the stimuli a task's settings describe and check they are the planned ones.
 
     ``settings`` holds ``spec``, ``ids`` and the planner's ``fingerprint``.
+
+    Parameters
+    ----------
+    settings
+        The task's stimulus settings (see
+        :func:`~metamers.studies.planner.stimulus_settings`).
+
+    Raises
+    ------
+    StimulusError
+        The spec cannot be resolved, an id is missing, or the stimuli changed
+        since planning (other fingerprint).
     """
     stimuli = resolve_stimuli(settings["spec"]).select(settings["ids"])
     if stimuli.fingerprint() != settings["fingerprint"]:
@@ -191,6 +217,20 @@ def _run_null(ctx: TaskContext) -> dict[str, Any]:
 
 def load_null(ref: InputRef, model: PixelModel):
     """Read the null distribution a finished ``null`` task stored (never recomputing it).
+
+    Parameters
+    ----------
+    ref
+        The finished ``null`` task (its folder holds :data:`NULL_FILE`; its
+        settings are what the null is checked against).
+    model
+        The model the null is used with; its weight fingerprint must match the
+        null's.
+
+    Returns
+    -------
+    NullDistribution
+        The stored null.
 
     Raises
     ------
@@ -416,6 +456,20 @@ def run_task(spec: TaskSpec) -> TaskOutcome:
     Outputs are written to ``SCRATCH/out`` (kept across attempts, so a library
     function that resumes from its own checkpoints can do so) and returned
     as bytes.
+
+    Parameters
+    ----------
+    spec
+        The task: its kind's runner is called with the settings, inputs, scratch
+        folder and device it names, on ``spec.threads`` torch threads (restored
+        afterwards).
+
+    Returns
+    -------
+    TaskOutcome
+        ``ok`` with the runner's summary and the output files; otherwise the
+        error on one line (library errors) or with a traceback tail (anything
+        else).
     """
     started = time.perf_counter()
     host = socket.gethostname()
@@ -459,7 +513,14 @@ def _scratch_dir(spec: TaskSpec) -> Path:
 
 
 def collect_files(out: Path) -> dict[str, bytes]:
-    """Every file under ``out`` (hidden files excepted), relative path → bytes."""
+    """Every file under ``out`` (hidden files excepted), relative path → bytes.
+
+    Parameters
+    ----------
+    out
+        The folder to read, recursively; files under a hidden folder or with a
+        hidden name are left out.
+    """
     files = {}
     for path in sorted(out.rglob("*")):
         relative = path.relative_to(out)
@@ -469,5 +530,11 @@ def collect_files(out: Path) -> dict[str, bytes]:
 
 
 def clear_scratch(scratch: str | os.PathLike[str]) -> None:
-    """Remove a task's scratch folder (after the driver stored its outputs)."""
+    """Remove a task's scratch folder (after the driver stored its outputs).
+
+    Parameters
+    ----------
+    scratch
+        The task's scratch folder; a missing folder is not an error.
+    """
     shutil.rmtree(scratch, ignore_errors=True)
