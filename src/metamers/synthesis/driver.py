@@ -116,12 +116,42 @@ def generate_metamers(
 
 
 def item_seed(seed: int, stimulus_id: str) -> int:
-    """The seed of one stimulus's start (independent of layer and batch)."""
+    """The seed of one stimulus's start (independent of layer and batch).
+
+    Parameters
+    ----------
+    seed
+        The run's seed.
+    stimulus_id
+        The stimulus's id within its set.
+
+    Returns
+    -------
+    int
+        A 60-bit integer from the SHA-256 of ``"seed:stimulus_id"``.
+    """
     return int(hashlib.sha256(f"{seed}:{stimulus_id}".encode()).hexdigest()[:15], 16)
 
 
 def job_folder(out: Path, models: list[PixelModel], job: LayerJob) -> Path:
-    """``OUT/<generator>/<job label>`` for one job."""
+    """``OUT/<generator>/<job label>`` for one job.
+
+    Parameters
+    ----------
+    out
+        The run's output folder.
+    models
+        The generating models; their names joined by ``+`` name the generator
+        folder.
+    job
+        The layer job; its label names the sub-folder.
+
+    Returns
+    -------
+    Path
+        Both parts made file-name safe (see
+        :func:`~metamers.synthesis.storage.safe_name`).
+    """
     generator = "+".join(m.name for m in models)
     return out / safe_name(generator) / safe_name(job.label)
 
@@ -134,7 +164,32 @@ def check_run_folder(
     jobs: list[LayerJob],
     stimuli: StimulusSet,
 ) -> None:
-    """Create ``OUT/run.json`` or check that it matches this run (settings, seed, weights)."""
+    """Create ``OUT/run.json`` or check that it matches this run (settings, seed, weights).
+
+    Each call appends an invocation record (layers, stimuli, time) to
+    ``run.json``.
+
+    Parameters
+    ----------
+    out
+        The run's output folder (created if missing).
+    models
+        The generating models; their names and weight fingerprints must match
+        the recorded ones.
+    settings
+        The synthesis settings; their digest must match the recorded one.
+    seed
+        The run's seed; must match the recorded one.
+    jobs
+        The layer jobs of this invocation (recorded, not checked).
+    stimuli
+        The stimuli of this invocation (recorded, not checked).
+
+    Raises
+    ------
+    ConfigError
+        ``out`` holds metamers made with other settings, seed or model weights.
+    """
     identity = {
         "settings": settings.model_dump(mode="json"),
         "settings_digest": settings.digest(),

@@ -251,7 +251,17 @@ class MetamerSynthesis:
         return self
 
     def retire(self, indices: Sequence[int], reason: str = "skipped") -> None:
-        """Remove items from the active batch without changing them (e.g. already stored)."""
+        """Remove items from the active batch without changing them (e.g. already stored).
+
+        Items that are not active (already done or failed) are left as they are.
+
+        Parameters
+        ----------
+        indices
+            Positions of items in the batch (``0 .. n_items - 1``).
+        reason
+            The stop reason recorded for each retired item.
+        """
         for i in indices:
             if int(self.status[i]) == ACTIVE:
                 self.status[i] = DONE
@@ -396,15 +406,33 @@ class MetamerSynthesis:
         return self.x.detach().clamp(*self.input_range)
 
     def losses(self, i: int) -> np.ndarray:
-        """Loss per evaluation of item ``i`` (the last is the loss of its current stimulus)."""
+        """Loss per evaluation of item ``i`` (the last is the loss of its current stimulus).
+
+        Parameters
+        ----------
+        i
+            The item's position in the batch.
+        """
         return np.asarray(self.histories[i], dtype=np.float64)
 
     def status_of(self, i: int) -> str:
-        """``active``, ``done`` or ``failed``."""
+        """``active``, ``done`` or ``failed``.
+
+        Parameters
+        ----------
+        i
+            The item's position in the batch.
+        """
         return STATUS_NAMES[int(self.status[i])]
 
     def targets(self, i: int) -> dict[str, dict[str, torch.Tensor]]:
-        """Target activations of item ``i``: ``{model name: {layer: tensor}}``."""
+        """Target activations of item ``i``: ``{model name: {layer: tensor}}``.
+
+        Parameters
+        ----------
+        i
+            The item's position in the batch.
+        """
         return {
             model.name: {layer: t[i] for layer, t in self._targets[m].items()}
             for m, model in enumerate(self.models)
@@ -426,7 +454,19 @@ class MetamerSynthesis:
 
     # ------------------------------------------------------------- save/load
     def save(self, path: str | Path) -> None:
-        """Save the full state (safetensors, atomically); :meth:`load` it into a fresh object."""
+        """Save the full state (safetensors, atomically); :meth:`load` it into a fresh object.
+
+        Parameters
+        ----------
+        path
+            The ``.safetensors`` file to write (parents are created); the stimuli,
+            losses, optimiser and schedule state and the settings all go in it.
+
+        Raises
+        ------
+        ConfigError
+            :meth:`setup` has not been called.
+        """
         if not self._ready:
             raise ConfigError("nothing to save: call setup() first")
         tensors = {
@@ -464,6 +504,16 @@ class MetamerSynthesis:
 
         The models (by weight fingerprint), layers, item ids and references
         must be the ones the state was saved with.
+
+        Parameters
+        ----------
+        path
+            A ``.safetensors`` file written by :meth:`save`.
+
+        Returns
+        -------
+        MetamerSynthesis
+            This object, ready to :meth:`run` on.
 
         Raises
         ------
@@ -542,7 +592,14 @@ class MetamerSynthesis:
 
 
 def tensor_digest(x: torch.Tensor) -> str:
-    """SHA-256 (16 hex digits) of a tensor's float32 values."""
+    """SHA-256 (16 hex digits) of a tensor's float32 values.
+
+    Parameters
+    ----------
+    x
+        Any tensor; its values are converted to ``float32`` on the CPU, so the
+        digest does not depend on dtype beyond float32 precision or on device.
+    """
     data = x.detach().float().cpu().contiguous().numpy().tobytes()
     return hashlib.sha256(data).hexdigest()[:16]
 

@@ -91,13 +91,27 @@ class LayerJob:
 
     @classmethod
     def same(cls, layers: str | Sequence[str], n_models: int = 1) -> LayerJob:
-        """The same layer(s) in every one of ``n_models`` models."""
+        """The same layer(s) in every one of ``n_models`` models.
+
+        Parameters
+        ----------
+        layers
+            One layer name, or several names matched jointly.
+        n_models
+            The number of generating models (1 for a single model).
+        """
         names = (layers,) if isinstance(layers, str) else tuple(layers)
         return cls((names,) * n_models)
 
     @classmethod
     def from_record(cls, layers: Sequence[str]) -> LayerJob:
-        """The job of a stored metamer from its per-model ``layers`` (see :attr:`record`)."""
+        """The job of a stored metamer from its per-model ``layers`` (see :attr:`record`).
+
+        Parameters
+        ----------
+        layers
+            One entry per model, that model's layers joined by ``+``.
+        """
         return cls(tuple(tuple(entry.split(JOINT)) for entry in layers))
 
     @property
@@ -120,6 +134,16 @@ class LayerJob:
 
     def check(self, models: Sequence[PixelModel]) -> LayerJob:
         """Check the job against its models: one entry per model, known layer names.
+
+        Parameters
+        ----------
+        models
+            The generating models, in the job's model order.
+
+        Returns
+        -------
+        LayerJob
+            The job itself, for chaining.
 
         Raises
         ------
@@ -214,6 +238,13 @@ def as_layer_job(spec: LayerJobSpec, n_models: int = 1) -> LayerJob:
     with one entry per model (a name, a ``+``-joined group, or a sequence of
     names).
 
+    Parameters
+    ----------
+    spec
+        The job, in any of the forms above.
+    n_models
+        The number of generating models the job is for.
+
     Raises
     ------
     ConfigError, LayerError
@@ -248,6 +279,12 @@ def parse_layer_list(text: str | Iterable[str] | None) -> list[str]:
 
     For options that read layers rather than make jobs (``metamers null``,
     ``extract``, observer layers).
+
+    Parameters
+    ----------
+    text
+        Comma-separated layer names (whitespace around each is dropped), or a
+        sequence of names; ``None`` counts as no names.
 
     Raises
     ------

@@ -27,17 +27,52 @@ class Schedule:
         self.state: dict[str, torch.Tensor] = {}
 
     def init_state(self, n_items: int, device: torch.device) -> None:
-        """Allocate per-item state for ``n_items`` items."""
+        """Allocate per-item state for ``n_items`` items.
+
+        Parameters
+        ----------
+        n_items
+            Number of items in the batch.
+        device
+            Where the state tensors live (the stimuli's device).
+        """
 
     def factor(self, idx: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        """Multiplier of the base step size for items ``idx`` at their ``steps``."""
+        """Multiplier of the base step size for items ``idx`` at their ``steps``.
+
+        Parameters
+        ----------
+        idx
+            ``(K,)`` positions of the active items in the batch.
+        steps
+            ``(K,)`` optimisation steps each of those items has taken.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(K,)`` multipliers.
+        """
         return torch.ones(len(idx), device=steps.device)
 
     def observe(self, idx: torch.Tensor, losses: torch.Tensor) -> None:
-        """Record the current losses of items ``idx`` (used by loss-driven schedules)."""
+        """Record the current losses of items ``idx`` (used by loss-driven schedules).
+
+        Parameters
+        ----------
+        idx
+            ``(K,)`` positions of the items in the batch.
+        losses
+            ``(K,)`` their losses at the current step.
+        """
 
     def reset(self, idx: torch.Tensor) -> None:
-        """Forget the state of items ``idx`` (after a restart)."""
+        """Forget the state of items ``idx`` (after a restart).
+
+        Parameters
+        ----------
+        idx
+            Positions of the restarted items in the batch.
+        """
 
 
 class Halving(Schedule):
@@ -48,6 +83,20 @@ class Halving(Schedule):
         self.every = every
 
     def factor(self, idx: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """``0.5 ** (steps // every)`` per item.
+
+        Parameters
+        ----------
+        idx
+            ``(K,)`` positions of the active items in the batch.
+        steps
+            ``(K,)`` optimisation steps each of those items has taken.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(K,)`` multipliers.
+        """
         return torch.pow(0.5, (steps // self.every).float())
 
 
@@ -60,6 +109,20 @@ class Cosine(Schedule):
         self.min_factor = min_factor
 
     def factor(self, idx: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """``min_factor + (1 - min_factor) (1 + cos(pi min(steps / total, 1))) / 2`` per item.
+
+        Parameters
+        ----------
+        idx
+            ``(K,)`` positions of the active items in the batch.
+        steps
+            ``(K,)`` optimisation steps each of those items has taken.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(K,)`` multipliers.
+        """
         progress = (steps.float() / self.total).clamp(0, 1)
         cos = 0.5 * (1 + torch.cos(math.pi * progress))
         return self.min_factor + (1 - self.min_factor) * cos
@@ -73,6 +136,15 @@ class Plateau(Schedule):
         self.patience, self.shrink, self.tol, self.min_factor = patience, factor, tol, min_factor
 
     def init_state(self, n_items: int, device: torch.device) -> None:
+        """Every item starts with best loss ``inf``, no patience used and scale 1.
+
+        Parameters
+        ----------
+        n_items
+            Number of items in the batch.
+        device
+            Where the state tensors live (the stimuli's device).
+        """
         self.state = {
             "best": torch.full((n_items,), math.inf, device=device),
             "since": torch.zeros(n_items, dtype=torch.long, device=device),
@@ -80,9 +152,37 @@ class Plateau(Schedule):
         }
 
     def factor(self, idx: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """Each item's current scale, at least ``min_factor``.
+
+        Parameters
+        ----------
+        idx
+            ``(K,)`` positions of the active items in the batch.
+        steps
+            ``(K,)`` optimisation steps each of those items has taken (unused:
+            the scale depends on the loss history only).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(K,)`` multipliers.
+        """
         return self.state["scale"][idx].clamp_min(self.min_factor)
 
     def observe(self, idx: torch.Tensor, losses: torch.Tensor) -> None:
+        """Track each item's best loss; shrink its scale after ``patience`` steps without gain.
+
+        A loss counts as an improvement when it is below ``best * (1 - tol)``.
+        After ``patience`` steps without one, the item's scale is multiplied by
+        ``factor`` and the count starts again.
+
+        Parameters
+        ----------
+        idx
+            ``(K,)`` positions of the items in the batch.
+        losses
+            ``(K,)`` their losses at the current step.
+        """
         best, since, scale = self.state["best"], self.state["since"], self.state["scale"]
         improved = losses < best[idx] * (1 - self.tol)
         best[idx] = torch.where(improved, losses, best[idx])
@@ -92,11 +192,27 @@ class Plateau(Schedule):
         since[idx] = torch.where(shrink, 0, since[idx])
 
     def reset(self, idx: torch.Tensor) -> None:
+        """Restart the patience count of items ``idx`` (best loss and scale are kept).
+
+        Parameters
+        ----------
+        idx
+            Positions of the restarted items in the batch.
+        """
         self.state["since"][idx] = 0
 
 
 def make_schedule(settings: SynthesisSettings) -> Schedule:
-    """The schedule named by ``settings.schedule``."""
+    """The schedule named by ``settings.schedule``.
+
+    Parameters
+    ----------
+    settings
+        The synthesis settings: ``schedule`` (``"halving"``, ``"cosine"``,
+        ``"plateau"``, anything else constant) and that schedule's own fields
+        (``halving_every``; ``max_steps`` and ``lr_min_factor``; ``plateau_*``
+        and ``lr_min_factor``).
+    """
     if settings.schedule == "halving":
         return Halving(settings.halving_every)
     if settings.schedule == "cosine":

@@ -175,7 +175,20 @@ def get_preset(name: str = "fast", **overrides: object) -> SynthesisSettings:
 
 
 def with_overrides(settings: SynthesisSettings, **overrides: object) -> SynthesisSettings:
-    """Return ``settings`` with the non-``None`` ``overrides`` applied and validated."""
+    """Return ``settings`` with the non-``None`` ``overrides`` applied and validated.
+
+    Parameters
+    ----------
+    settings
+        The settings to start from (left unchanged).
+    **overrides
+        Any :class:`SynthesisSettings` fields; ``None`` values are ignored.
+
+    Raises
+    ------
+    ConfigError
+        An invalid value (the first problem, on one line).
+    """
     values = settings.model_dump()
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:

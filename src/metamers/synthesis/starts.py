@@ -20,7 +20,14 @@ PUBLISHED_NOISE = {"image": (0.5, 1 / 20), "audio": (0.0, 1e-7)}
 
 
 def item_generator(seed: int) -> torch.Generator:
-    """A CPU generator for one item."""
+    """A CPU generator for one item.
+
+    Parameters
+    ----------
+    seed
+        The item's seed (e.g. from
+        :func:`~metamers.synthesis.driver.item_seed`), taken modulo ``2**63``.
+    """
     return torch.Generator().manual_seed(int(seed) % (2**63))
 
 
@@ -101,7 +108,22 @@ def _from_source(source: torch.Tensor | None, refs: torch.Tensor) -> torch.Tenso
 
 
 def pink_noise(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
-    """Zero-mean, unit-std noise with a ``1/f`` amplitude spectrum over the last 1 or 2 dims."""
+    """Zero-mean, unit-std noise with a ``1/f`` amplitude spectrum over the last 1 or 2 dims.
+
+    Parameters
+    ----------
+    shape
+        ``(T,)`` for a waveform or ``(..., H, W)`` for images; the spectrum is
+        shaped over the last dimension or the last two.
+    gen
+        The CPU generator of the white noise.
+
+    Returns
+    -------
+    torch.Tensor
+        Noise of ``shape``, normalised over the whole tensor (the zero frequency
+        is removed).
+    """
     white = torch.randn(shape, generator=gen)
     dims = (-1,) if len(shape) == 1 else (-2, -1)
     spectrum = torch.fft.rfftn(white, dim=dims)
@@ -117,7 +139,16 @@ def pink_noise(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of a ``(C, H, W)`` image or ``(T,)`` waveform (reflect padding)."""
+    """Separable Gaussian blur of a ``(C, H, W)`` image or ``(T,)`` waveform (reflect padding).
+
+    Parameters
+    ----------
+    x
+        A ``(C, H, W)`` image or ``(T,)`` waveform.
+    sigma
+        Standard deviation of the Gaussian in pixels (samples); the kernel
+        reaches ``ceil(3 * sigma)`` (at least 1) to each side.
+    """
     radius = max(1, math.ceil(3 * sigma))
     taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-(taps**2) / (2 * sigma**2))
@@ -133,7 +164,22 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """Reduce by ``factor`` (antialiased) and enlarge back to the original size."""
+    """Reduce by ``factor`` (antialiased) and enlarge back to the original size.
+
+    Parameters
+    ----------
+    x
+        A ``(C, H, W)`` image (antialiased bilinear down, bilinear up) or a
+        ``(T,)`` waveform (average pooling down, linear up).
+    factor
+        The reduction factor per spatial or time axis (an image side never goes
+        below 1 pixel).
+
+    Returns
+    -------
+    torch.Tensor
+        Of ``x``'s shape, without the detail finer than ``factor``.
+    """
     if x.ndim == 1:
         small = F.avg_pool1d(x[None, None], factor, ceil_mode=True)
         return F.interpolate(small, size=x.shape[-1], mode="linear", align_corners=False)[0, 0]

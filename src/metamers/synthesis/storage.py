@@ -37,7 +37,14 @@ DEFAULT_SAMPLE_RATE = 20_000
 
 
 def safe_name(text: str) -> str:
-    """A file-system-safe folder name for a model, layer or stimulus id."""
+    """A file-system-safe folder name for a model, layer or stimulus id.
+
+    Parameters
+    ----------
+    text
+        Any name; characters other than letters, digits and ``. _ + = -`` become
+        ``_``, and leading or trailing dots are dropped (an empty result is ``_``).
+    """
     return re.sub(r"[^A-Za-z0-9._+=-]", "_", text).strip(".") or "_"
 
 
@@ -64,7 +71,27 @@ def write_metamer(
     *,
     sample_rate: int = DEFAULT_SAMPLE_RATE,
 ) -> None:
-    """Write one metamer's files atomically, ``record.json`` last."""
+    """Write one metamer's files atomically, ``record.json`` last.
+
+    Writes ``metamer.safetensors`` (metamer, reference and loss history), the
+    viewable ``metamer`` and ``reference`` files (see :func:`write_viewable`)
+    and ``record.json``; a folder with ``record.json`` is complete
+    (:func:`is_done`).
+
+    Parameters
+    ----------
+    folder
+        The metamer's folder (created if missing).
+    metamer, reference
+        ``(C, H, W)`` images or ``(T,)`` waveforms, stored as float32.
+    losses
+        The loss per evaluation of the synthesis.
+    record
+        The metamer's JSON record (``stimulus_id``, ``models``, ``layers``,
+        ``status``, settings, ...; read back by :func:`read_result`).
+    sample_rate
+        Sample rate in Hz of the ``.wav`` files of waveforms.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {
         "metamer": metamer.detach().float().cpu().contiguous(),
@@ -79,7 +106,19 @@ def write_metamer(
 
 
 def write_viewable(stem: Path, tensor: torch.Tensor, sample_rate: int) -> Path:
-    """Write ``stem.png`` (images) or ``stem.wav`` (waveforms) atomically; return the path."""
+    """Write ``stem.png`` (images) or ``stem.wav`` (waveforms) atomically; return the path.
+
+    Parameters
+    ----------
+    stem
+        The destination without suffix.
+    tensor
+        A ``(C, H, W)`` image, clamped to ``[0, 1]`` (one channel: 16-bit
+        greyscale PNG; three: 8-bit RGB PNG), or a ``(T,)`` waveform clamped to
+        ``[-1, 1]`` (float32 WAV).
+    sample_rate
+        Sample rate in Hz of a waveform.
+    """
     if tensor.ndim == 1:
         from scipy.io import wavfile
 
@@ -99,12 +138,29 @@ def write_viewable(stem: Path, tensor: torch.Tensor, sample_rate: int) -> Path:
 
 
 def is_done(folder: Path) -> bool:
-    """Whether a metamer folder is complete (done or recorded as failed)."""
+    """Whether a metamer folder is complete (done or recorded as failed).
+
+    Parameters
+    ----------
+    folder
+        A metamer folder (see :func:`write_metamer`).
+    """
     return (folder / RECORD).is_file()
 
 
 def read_result(folder: str | Path) -> MetamerResult:
-    """Read one metamer folder written by :func:`write_metamer`."""
+    """Read one metamer folder written by :func:`write_metamer`.
+
+    Parameters
+    ----------
+    folder
+        A metamer folder holding ``record.json`` and ``metamer.safetensors``.
+
+    Raises
+    ------
+    ConfigError
+        Either file is missing or unreadable.
+    """
     folder = Path(folder)
     try:
         record = json.loads((folder / RECORD).read_text())
