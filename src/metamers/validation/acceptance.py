@@ -210,18 +210,23 @@ def null_provider(
     return get
 
 
-def model_getter(models: ModelSource) -> Callable[[str], PixelModel]:
+def model_getter(
+    models: ModelSource, results: Sequence[MetamerResult] = ()
+) -> Callable[[str], PixelModel]:
     """Normalise a model source to ``load(name) -> PixelModel``.
 
     Parameters
     ----------
     models
-        ``{name: model}``, a loader, or ``None`` for :func:`metamers.models.load_model`.
+        ``{name: model}``, a loader, or ``None``: each generator of ``results``
+        loaded as its metamers recorded (:func:`recorded_loader`), any other
+        name by :func:`metamers.models.load_model`.
+    results
+        The metamers whose generators are to be loaded (used when ``models``
+        is ``None``).
     """
     if models is None:
-        from metamers.models import load_model
-
-        return load_model
+        return recorded_loader(results)
     if isinstance(models, Mapping):
 
         def from_mapping(name: str) -> PixelModel:
@@ -231,6 +236,64 @@ def model_getter(models: ModelSource) -> Callable[[str], PixelModel]:
 
         return from_mapping
     return models
+
+
+def recorded_loader(
+    results: Sequence[MetamerResult],
+    fallback: Callable[[str], PixelModel] | None = None,
+    *,
+    trust_code: bool = False,
+    device: str | torch.device | None = None,
+) -> Callable[[str], PixelModel]:
+    """``load(name)`` that loads each generator the way its metamers recorded.
+
+    Metamers written by :func:`metamers.synthesis.generate_metamers` record
+    how each generating model was loaded
+    (:attr:`~metamers.synthesis.MetamerResult.model_loads`: its ``file:``
+    path, weights file and SHA-256, ``random_weights`` and seed), so a folder
+    made from a ``file:`` model, a ``--weights`` file or random weights can be
+    validated and evaluated without repeating those options. A name without
+    a recorded load (an older folder, an observer) goes to ``fallback``. Each
+    model is loaded once.
+
+    Parameters
+    ----------
+    results
+        Stored metamers.
+    fallback
+        ``load(name)`` for other names (default :func:`metamers.models.load_model`).
+    trust_code
+        Consent to run a recorded ``file:`` model's code; without it such a
+        model is refused (a recorded path is never consent to run code).
+    device
+        Where to put models loaded from their records.
+
+    Raises
+    ------
+    ConfigError
+        Two metamers record different loads under one model name.
+    """
+    from metamers.models.registry import load_from_spec, load_model
+
+    specs: dict[str, dict] = {}
+    for result in results:
+        for name, spec in result.model_loads.items():
+            if specs.setdefault(name, spec) != spec:
+                raise ConfigError(
+                    f"metamers of {name} record two different loads: {specs[name]} and {spec}"
+                )
+    fallback = fallback or load_model
+    loaded: dict[str, PixelModel] = {}
+
+    def load(name: str) -> PixelModel:
+        if name not in loaded:
+            if name in specs:
+                loaded[name] = load_from_spec(specs[name], trust_code=trust_code, device=device)
+            else:
+                loaded[name] = fallback(name)
+        return loaded[name]
+
+    return load
 
 
 def check_generator_weights(results: Sequence[MetamerResult], model: PixelModel) -> None:
@@ -287,8 +350,9 @@ def validate_results(
     nulls
         One null, ``{model_name: null}``, or ``get(model, layers)`` (:func:`null_provider`).
     models
-        ``{name: PixelModel}`` or ``load(name) -> PixelModel``; default
-        :func:`metamers.models.load_model`.
+        ``{name: PixelModel}`` or ``load(name) -> PixelModel``; default: each
+        generator loaded as its metamers recorded (:func:`recorded_loader`),
+        else :func:`metamers.models.load_model`.
     labels, criterion, batch_size
         As in :func:`accept`.
 
@@ -307,7 +371,7 @@ def validate_results(
     """
     if not results:
         raise ConfigError("no metamers to validate")
-    get_null, get_model = null_getter(nulls), model_getter(models)
+    get_null, get_model = null_getter(nulls), model_getter(models, results)
     frames = []
     for name, entries in _entries_by_model(results).items():
         model = get_model(name)
@@ -423,7 +487,7 @@ def _wanted_settings(
 ) -> dict[str, object]:
     wanted: dict[str, object] = dict((criterion or NullCriterion()).as_record())
     spaces = set()
-    get_model = model_getter(models)
+    get_model = model_getter(models, results)
     for name in dict.fromkeys(n for r in results for n in r.models):
         spaces.add(labels.describe(get_model(name)))
     wanted["label_space"] = sorted(spaces) if len(spaces) > 1 else spaces.pop()
@@ -431,6 +495,21 @@ def _wanted_settings(
 
 
 def accepted_mask(table: pd.DataFrame, n_results: int) -> np.ndarray:
-    """``(n_results,)`` booleans from a :func:`validate_results` table."""
+    """``(n_results,)`` booleans from a :func:`validate_results` table.
+
+    Parameters
+    ----------
+    table
+        The validation table, with ``result_index`` and ``accepted_all_models``
+        columns.
+    n_results
+        How many metamers were validated (the length of the ``results`` list).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``mask[i]`` is whether metamer ``i`` is accepted by all its generating
+        models; ``False`` for a metamer without rows.
+    """
     accepted = table.groupby("result_index")["accepted_all_models"].first()
     return np.array([bool(accepted.get(i, False)) for i in range(n_results)])

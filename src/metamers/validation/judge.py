@@ -100,7 +100,25 @@ def measure(
 
 
 def check_null_for_model(null: NullDistribution, model: PixelModel, layers: Sequence[str]) -> None:
-    """Raise unless ``null`` was computed for this model's weights and covers ``layers``."""
+    """Raise unless ``null`` was computed for this model's weights and covers ``layers``.
+
+    Parameters
+    ----------
+    null
+        The null distribution to be used with ``model``.
+    model
+        The model; its weight fingerprint must equal the null's
+        ``model_fingerprint``.
+    layers
+        The layers the null will be compared at.
+
+    Raises
+    ------
+    ConfigError
+        The null was computed for other weights.
+    LayerError
+        The null does not cover every one of ``layers``.
+    """
     if null.model_fingerprint != model.fingerprint():
         raise ConfigError(
             f"the null was computed for {null.model} with weights {null.model_fingerprint}, "

@@ -52,7 +52,22 @@ class AcceptanceStop:
         self._nulls: dict[tuple[str, str, tuple[str, ...]], NullDistribution] = {}
 
     def null_for(self, model: PixelModel, layers: list[str]) -> NullDistribution:
-        """The null of ``model`` covering ``layers`` (asked once, then kept)."""
+        """The null of ``model`` covering ``layers`` (asked once, then kept).
+
+        Parameters
+        ----------
+        model
+            A generating model of the synthesis.
+        layers
+            Its generation layers; a null is kept per model (name and weights) and
+            layer list.
+
+        Raises
+        ------
+        ConfigError
+            The null is too small for the criterion (see
+            :meth:`NullCriterion.check <metamers.null.criterion.NullCriterion.check>`).
+        """
         key = (model.name, model.fingerprint(), tuple(layers))
         if key not in self._nulls:
             null = self._get_null(model, list(layers))
