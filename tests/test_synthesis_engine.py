@@ -41,19 +41,37 @@ def run(model, layer, refs, steps=60, seed=0, item_seeds=None, **overrides) -> M
     return synthesis.setup(seed=seed, item_seeds=item_seeds).synthesize()
 
 
+# L-BFGS without a line search needs a smooth problem: on normalized_l2 (a
+# norm: no curvature along the way to the minimum) under clamping it converges,
+# then may wander off again (torch.optim.LBFGS without line search too), and
+# whether an item has done so by step 200 depends on the last bits of the
+# float32 kernels (thread count, CPU). So it is tested on mse with the range
+# penalty, where it falls by >= 100x for every item of 16 seeds on 1 or 2
+# threads and either CPU kernel set.
+SMOOTH = {"objective": "mse", "range_mode": "penalty"}
+
+
 @pytest.mark.parametrize(
-    ("optimizer", "lr", "schedule"),
+    ("optimizer", "lr", "schedule", "extra"),
     [
-        ("adam", 0.02, "cosine"),
-        ("sgd", 0.5, "cosine"),
-        ("lbfgs", 1.0, "constant"),
-        ("normalized_gradient", 1.0, "halving"),
-        ("adam", 0.02, "plateau"),
+        ("adam", 0.02, "cosine", {}),
+        ("sgd", 0.5, "cosine", {}),
+        ("lbfgs", 1.0, "constant", SMOOTH),
+        ("normalized_gradient", 1.0, "halving", {}),
+        ("adam", 0.02, "plateau", {}),
     ],
 )
-def test_loss_falls_by_orders_of_magnitude(model, refs, optimizer, lr, schedule):
+def test_loss_falls_by_orders_of_magnitude(model, refs, optimizer, lr, schedule, extra):
     synthesis = run(
-        model, "3", refs, steps=200, optimizer=optimizer, lr=lr, schedule=schedule, halving_every=40
+        model,
+        "3",
+        refs,
+        steps=200,
+        optimizer=optimizer,
+        lr=lr,
+        schedule=schedule,
+        halving_every=40,
+        **extra,
     )
     for i in range(3):
         losses = synthesis.losses(i)

@@ -119,7 +119,21 @@ class LBFGS(ItemOptimizer):
 
     The first step of an item (and the first after a restart) is
     ``lr * min(1, 1/||g||_1)`` along ``-g``, as in ``torch.optim.LBFGS``.
+
+    A curvature pair ``(s, y)`` is kept when ``s . y > CURVATURE_TOL * ||s|| ||y||``:
+    a scale-free test (``torch.optim.LBFGS`` uses an absolute ``s . y > 1e-10``,
+    which rejects every pair of an objective with small gradients, such as
+    ``mse`` averaged over many activations, and leaves plain gradient descent
+    at the tiny first step).
+
+    Without a line search L-BFGS suits smooth objectives (``mse``, with
+    ``range_mode="penalty"``). On the published ``normalized_l2`` (a norm, with
+    no curvature along the way to its minimum) under clamping, it converges
+    and then may wander off again, as ``torch.optim.LBFGS`` without line
+    search does on the same problem.
     """
+
+    CURVATURE_TOL = 1e-6
 
     def __init__(self, history: int) -> None:
         super().__init__()
@@ -178,7 +192,8 @@ class LBFGS(ItemOptimizer):
         s = flat_x - st["prev_x"][idx]
         y = g - st["prev_g"][idx]
         ys = (s * y).sum(1)
-        keep = st["has_prev"][idx] & (ys > 1e-10)
+        scale = s.norm(dim=1) * y.norm(dim=1)
+        keep = st["has_prev"][idx] & (ys > self.CURVATURE_TOL * scale)
         if not bool(keep.any()):
             return
         items, pos = idx[keep], st["pos"][idx][keep]
