@@ -1,4 +1,4 @@
-"""`metamers evaluate` applies the model options (--random-weights, --weights) to its models."""
+"""`metamers evaluate` loads generators as recorded, else applies --random-weights, --weights."""
 
 from __future__ import annotations
 
@@ -32,9 +32,23 @@ def evaluate(*args: str):
     return result, result.output
 
 
+def unrecorded(model):
+    """``model`` without its load record, as a folder of an earlier version holds it."""
+    model.load_spec = None
+    return model
+
+
+def test_recorded_loads_need_no_model_options(digits, tmp_path):
+    out = tmp_path / "recorded"
+    generate_metamers(load_model(GENERATOR, random_weights=True), "relu2", digits, out, SETTINGS)
+    result, output = evaluate(str(out), "--observers", GENERATOR)
+    assert result.exit_code == 0, output
+
+
 def test_random_weights_reach_the_generator_and_observer(digits, tmp_path):
     out = tmp_path / "random"
-    generate_metamers(load_model(GENERATOR, random_weights=True), "relu2", digits, out, SETTINGS)
+    model = unrecorded(load_model(GENERATOR, random_weights=True))
+    generate_metamers(model, "relu2", digits, out, SETTINGS)
     refused, _ = evaluate(str(out), "--observers", GENERATOR)
     assert refused.exit_code != 0 and "made with" in str(refused.exception)
     result, output = evaluate(str(out), "--observers", GENERATOR, "--random-weights")
@@ -48,7 +62,8 @@ def test_weights_file_applies_to_the_generating_model(digits, tmp_path):
     weights = tmp_path / "custom.safetensors"
     save_file({k: v.contiguous() for k, v in custom.net.state_dict().items()}, str(weights))
     out = tmp_path / "custom"
-    generate_metamers(load_model(GENERATOR, weights=str(weights)), "relu2", digits, out, SETTINGS)
+    model = unrecorded(load_model(GENERATOR, weights=str(weights)))
+    generate_metamers(model, "relu2", digits, out, SETTINGS)
     # The observer is another architecture: it keeps its own weights (the file would not fit it);
     # --observer-layers "relu1" (no MODEL=) names the layers of every observer.
     args = [str(out), "--observers", "mnist_mlp_s0", "--observer-layers", "relu1"]

@@ -266,3 +266,311 @@ def test_ensemble_layer_forms(model, stimuli, tmp_path):
     assert sorted((r.layers, r.layer) for r in results) == [(("1", "3"), "1+3"), (("3", "3"), "3")]
     with pytest.raises(Exception, match="3 layers for 2 models"):
         generate_metamers([model, large], "1,3,1", stimuli, tmp_path / "x", SETTINGS)
+
+
+# -- issue 14: result identity, locks, failures that speak ------------------------------------
+
+
+class _NaNs(nn.Module):
+    def forward(self, x):
+        return x * float("nan")
+
+
+def nan_model(name: str = "tiny16", seed: int = 1) -> PixelModel:
+    """A model whose every activation from layer "1" on is NaN (same input contract as tiny16)."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        _NaNs(),
+        nn.Conv2d(6, 6, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 8**2, 10),
+    )
+    return PixelModel(net, name=name, input_shape=(3, 16, 16))
+
+
+def image_folder(folder, seeds, names=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, seed in enumerate(seeds):
+        pixels = np.random.default_rng(seed).integers(0, 256, size=(20, 24, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{names[i] if names else f'img{i}'}.png")
+    return resolve_stimuli(str(folder))
+
+
+def record_times(out):
+    return {p: p.stat().st_mtime_ns for p in out.rglob("record.json")}
+
+
+def test_case1_same_id_other_content_is_not_reused(model, tmp_path):
+    first = image_folder(tmp_path / "a", [0, 1])
+    other = image_folder(tmp_path / "b", [0, 7])  # img1 is another image under the same id
+    made = generate_metamers(model, "3", first, tmp_path / "out", SETTINGS)
+    before = {r.stimulus_id: r.metamer.clone() for r in made}
+    with pytest.raises(ConfigError, match=r"another stimulus \(reference content digest\)"):
+        generate_metamers(model, "3", other, tmp_path / "out", SETTINGS)
+    kept = {r.stimulus_id: r for r in load_results(tmp_path / "out")}
+    for sid, metamer in before.items():  # neither reused for the new image nor overwritten
+        torch.testing.assert_close(kept[sid].metamer, metamer, atol=0, rtol=0)
+    assert kept["img1"].reference.shape == (3, 16, 16)
+    # the same content under the same ids is reused, and recorded with its digest
+    same = image_folder(tmp_path / "c", [0, 1])
+    again = generate_metamers(model, "3", same, tmp_path / "out", SETTINGS)
+    assert len(again) == 2 and all(len(r.settings["reference_digest"]) == 16 for r in again)
+
+
+def test_case1_settings_recorded_with_a_result_must_match(model, stimuli, tmp_path):
+    generate_metamers(model, "3", stimuli, tmp_path, SETTINGS, limit=1)
+    run = json.loads((tmp_path / "run.json").read_text())
+    # a run.json rewritten by hand (or lost) no longer lets other settings reuse a result
+    run["settings_digest"] = get_preset("fast", max_steps=41).digest()
+    run["settings"]["max_steps"] = 41
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    with pytest.raises(ConfigError, match="made with another settings"):
+        generate_metamers(model, "3", stimuli, tmp_path, get_preset("fast", max_steps=41), limit=1)
+
+
+def test_case2_ids_differing_in_accents_get_their_own_folders(model, tmp_path):
+    from metamers.io import path_name
+    from metamers.synthesis.storage import safe_name
+
+    names = ["chat é", "chat è", "chat__"]
+    stimuli = image_folder(tmp_path / "s", [0, 1, 2], names)
+    results = generate_metamers(model, "3", stimuli, tmp_path / "out", SETTINGS)
+    assert len({r.path for r in results}) == 3
+    loaded = {r.stimulus_id: r for r in load_results(tmp_path / "out")}
+    assert sorted(loaded) == sorted(names)
+    for name in names:
+        assert loaded[name].path.name == safe_name(name) == path_name(name)
+        expected = stimuli.load(stimuli.select([name])[0], model.input_shape)
+        torch.testing.assert_close(loaded[name].reference, expected, atol=0, rtol=0)
+    assert path_name("timm:resnet18") != path_name("timm_resnet18")
+    assert path_name("a/b") != path_name("a_b") and "/" not in path_name("a/b")
+
+
+def test_case2_ids_sharing_a_folder_of_an_earlier_version_are_refused(model, tmp_path):
+    stimuli = image_folder(tmp_path / "s", [0, 1], ["chat é", "chat è"])
+    generate_metamers(model, "3", stimuli[:1], tmp_path / "out", SETTINGS)
+    # make the folder look like one of an earlier version (legacy names, no "naming")
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    del run["naming"]
+    (tmp_path / "out" / "run.json").write_text(json.dumps(run))
+    with pytest.raises(ConfigError, match="would share the folder 'chat__'"):
+        generate_metamers(model, "3", stimuli, tmp_path / "out", SETTINGS)
+
+
+MODEL_FILE = """
+import torch
+from torch import nn
+from metamers.models import PixelModel
+
+
+def build_model(pretrained=True):
+    if pretrained:
+        torch.manual_seed(123)  # stands for a file's own trained weights
+    net = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(6, 6, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 8**2, 10),
+    )
+    return PixelModel(net, name="filenet", input_shape=(3, 16, 16))
+"""
+
+
+def test_case3_weights_of_file_models_are_applied_not_ignored(tmp_path):
+    from safetensors.torch import save_file
+
+    from metamers.errors import ModelError
+    from metamers.models import load_model
+    from metamers.models.registry import load_from_spec, load_spec
+
+    (tmp_path / "net.py").write_text(MODEL_FILE)
+    spec = f"file:{tmp_path / 'net.py'}"
+    plain = load_model(spec, trust_code=True)
+    state = {k: torch.full_like(v, 0.01) for k, v in plain.net.state_dict().items()}
+    save_file(state, str(tmp_path / "w.safetensors"))
+    loaded = load_model(spec, trust_code=True, weights=str(tmp_path / "w.safetensors"))
+    assert loaded.fingerprint() != plain.fingerprint()
+    assert all(bool((v == 0.01).all()) for v in loaded.net.state_dict().values())
+    # a PixelModel state dict (keys "net.*") loads too
+    torch.save(loaded.state_dict(), tmp_path / "whole.pt")
+    whole = load_model(spec, trust_code=True, weights=str(tmp_path / "whole.pt"))
+    assert whole.fingerprint() == loaded.fingerprint()
+    (tmp_path / "bad.safetensors").write_bytes(b"not weights")
+    with pytest.raises(ModelError, match="cannot load weights"):
+        load_model(spec, trust_code=True, weights=str(tmp_path / "bad.safetensors"))
+    # the load is recorded and can be repeated, never without consent to run the code
+    recorded = load_spec(loaded)
+    assert recorded["name"] == spec and recorded["weights"] == str(tmp_path / "w.safetensors")
+    assert len(recorded["weights_sha256"]) == 64 and recorded["random_weights"] is False
+    with pytest.raises(ModelError, match="--trust-code"):
+        load_from_spec(recorded)
+    assert load_from_spec(recorded, trust_code=True).fingerprint() == loaded.fingerprint()
+    save_file({k: v + 1 for k, v in state.items()}, str(tmp_path / "w.safetensors"))
+    with pytest.raises(ModelError, match="has changed"):
+        load_from_spec(recorded, trust_code=True)
+
+
+@pytest.mark.filterwarnings("ignore:.*distinct stimuli")
+@pytest.mark.parametrize("option", ["--weights", "--random-weights"])
+def test_case3_file_generator_folders_validate_from_their_record(stimuli, tmp_path, option):
+    from safetensors.torch import save_file
+
+    from metamers.cli.app import _register_commands, app
+
+    _register_commands()
+    (tmp_path / "net.py").write_text(MODEL_FILE)
+    extra = ["--random-weights"]
+    if option == "--weights":
+        torch.manual_seed(5)
+        net = tiny_model().net  # the same architecture, other weights
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "w.st"))
+        (tmp_path / "w.st").rename(tmp_path / "w.safetensors")
+        extra = ["--weights", str(tmp_path / "w.safetensors")]
+    out = tmp_path / "out"
+    runner = CliRunner()
+    args = ["generate", f"file:{tmp_path / 'net.py'}", "--layers", "3", "--stimuli", stimuli.spec]
+    made = runner.invoke(app, [*args, "--out", str(out), "--steps", "5", "--limit", "2"])
+    assert made.exit_code != 0 and "--trust-code" in str(made.exception)
+    made = runner.invoke(
+        app, [*args, "--out", str(out), "--steps", "5", "--limit", "2", "--trust-code", *extra]
+    )
+    assert made.exit_code == 0, made.output
+    record = load_results(out)[0].settings
+    assert record["model_loads"][0]["name"] == f"file:{tmp_path / 'net.py'}"
+    validate = ["validate", str(out), "--pairs", "20", "--null-stimuli", stimuli.spec]
+    validate += ["--cache-dir", str(tmp_path / "cache")]
+    refused = runner.invoke(app, validate)  # the recorded file: model runs code: consent needed
+    assert refused.exit_code != 0 and "--trust-code" in str(refused.exception)
+    done = runner.invoke(app, [*validate, "--trust-code"])  # no --weights / --random-weights
+    assert done.exit_code == 0, done.output
+    assert (out / "validation.parquet").is_file()
+    evaluate = ["evaluate", str(out), "--observers", "filenet", "--all", "--bootstrap", "10"]
+    evaluated = runner.invoke(app, [*evaluate, "--trust-code"])
+    assert evaluated.exit_code == 0, evaluated.output
+
+
+def test_case4_second_run_on_a_locked_folder_is_refused(model, stimuli, tmp_path):
+    from metamers.errors import MetamersError
+    from metamers.io import lock_file
+
+    tmp_path.mkdir(exist_ok=True)
+    holder = lock_file(tmp_path / ".lock")  # another run is writing the folder
+    assert holder is not None
+    try:
+        with pytest.raises(MetamersError, match="another `metamers generate` is writing"):
+            generate_metamers(model, "3", stimuli, tmp_path, get_preset("fast", max_steps=60))
+        assert not (tmp_path / "run.json").exists()  # nothing checked or written meanwhile
+    finally:
+        holder.close()
+    assert len(generate_metamers(model, "3", stimuli, tmp_path, SETTINGS, limit=1)) == 1
+
+
+def test_case7_non_finite_loss_is_listed_and_exit_status_is_nonzero(stimuli, tmp_path):
+    from metamers.cli.app import _register_commands, app
+
+    results = generate_metamers(nan_model(), "1", stimuli, tmp_path / "lib", SETTINGS, limit=2)
+    assert len(results) == 0 and len(results.failed) == 2
+    assert {r.settings["stop_reason"] for r in results.failed} == {"non-finite"}
+    register_model(
+        ModelEntry("tiny_nan", lambda random_weights=False: nan_model("tiny_nan"), "test", "NaN")
+    )
+    _register_commands()
+    args = ["generate", "tiny_nan", "--layers", "1", "--stimuli", stimuli.spec, "--limit", "2"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "cli"), "--steps", "5"])
+    assert result.exit_code == 1, result.output
+    assert "0 metamers" in result.output
+    assert "failed: tiny_nan 1 img0: the loss or its gradient stayed non-finite" in result.output
+    assert "2 metamers failed" in result.output
+
+
+def test_case8_skip_bad_skips_a_corrupt_image_in_generate(model, tmp_path):
+    from metamers.cli.app import _register_commands, app
+    from metamers.errors import StimulusError
+
+    folder = tmp_path / "s"
+    image_folder(folder, [0, 1])
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    with pytest.raises(StimulusError):
+        generate_metamers(model, "3", resolve_stimuli(str(folder)), tmp_path / "strict", SETTINGS)
+    with pytest.warns(UserWarning, match="skipping broken"):
+        results = generate_metamers(
+            model, "3", resolve_stimuli(str(folder), skip_bad=True), tmp_path / "out", SETTINGS
+        )
+    assert sorted(r.stimulus_id for r in results) == ["img0", "img1"]
+    assert results.skipped == ["broken"]
+    register_model(
+        ModelEntry("tiny_skip", lambda random_weights=False: tiny_model(name="tiny_skip"), "t", "t")
+    )
+    _register_commands()
+    args = ["generate", "tiny_skip", "--layers", "3", "--stimuli", str(folder), "--skip-bad"]
+    with pytest.warns(UserWarning, match="skipping broken"):
+        result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "cli"), "--steps", "5"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "2 metamers" in result.output and "skipped 1 undecodable stimuli: broken" in result.output
+    )
+
+
+def _interrupted(model, stimuli, out, after=7):
+    calls = {"n": 0}
+
+    def interrupt(_event):
+        calls["n"] += 1
+        if calls["n"] == after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_metamers(model, "3", stimuli, out, SETTINGS, batch_size=4, progress=interrupt)
+
+
+def test_case9_damaged_checkpoint_is_set_aside_and_its_items_restart(model, stimuli, tmp_path):
+    whole = generate_metamers(model, "3", stimuli, tmp_path / "whole", SETTINGS, batch_size=4)
+    _interrupted(model, stimuli, tmp_path / "cut")
+    [checkpoint] = (tmp_path / "cut" / ".checkpoints").rglob("*.safetensors")
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # truncated
+    with pytest.warns(UserWarning, match="cannot be read.*set aside.*restart"):
+        resumed = generate_metamers(model, "3", stimuli, tmp_path / "cut", SETTINGS, batch_size=4)
+    assert checkpoint.with_name(checkpoint.name + ".corrupt").is_file()
+    for key, result in metamers_by_key(whole).items():
+        torch.testing.assert_close(metamers_by_key(resumed)[key].metamer, result.metamer)
+
+
+def test_case9_truncated_result_is_named_in_one_line_then_made_again(model, stimuli, tmp_path):
+    from metamers.synthesis.storage import DamagedResult
+
+    made = metamers_by_key(generate_metamers(model, "3", stimuli, tmp_path, SETTINGS, limit=2))
+    damaged = made[("3", "img1")].path / "metamer.safetensors"
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    with pytest.raises(DamagedResult, match=r"metamer\.safetensors is damaged") as caught:
+        load_results(tmp_path)
+    assert str(damaged) in str(caught.value) and "\n" not in str(caught.value)
+    untouched = made[("3", "img0")].path / "record.json"
+    mtime = untouched.stat().st_mtime_ns
+    with pytest.warns(UserWarning, match="damaged.*making it again"):
+        again = metamers_by_key(generate_metamers(model, "3", stimuli, tmp_path, SETTINGS, limit=2))
+    assert untouched.stat().st_mtime_ns == mtime
+    torch.testing.assert_close(again[("3", "img1")].metamer, made[("3", "img1")].metamer)
+    assert damaged.with_name("metamer.safetensors.corrupt").is_file()
+    assert len(load_results(tmp_path)) == 2
+
+
+def test_case10_a_run_that_finished_nothing_does_not_bind_its_settings(model, stimuli, tmp_path):
+    # interrupted before any metamer was written
+    _interrupted(model, stimuli, tmp_path, after=2)
+    other = get_preset("fast", max_steps=30, checkpoint_every=5, init="noise")
+    assert len(generate_metamers(model, "3", stimuli, tmp_path, other, batch_size=4)) == 4
+    assert {r.settings["steps"] for r in load_results(tmp_path)} == {30}
+    # every item failed (a NaN model under this model's name): nothing binds either
+    failed = tmp_path / "failed"
+    assert generate_metamers(nan_model(), "3", stimuli, failed, SETTINGS, limit=2).failed
+    redone = generate_metamers(model, "3", stimuli, failed, SETTINGS, limit=2)
+    assert len(redone) == 2 and not redone.failed
+    run = json.loads((failed / "run.json").read_text())
+    assert run["models"][0]["fingerprint"] == model.fingerprint()
+    # once a metamer exists, the folder is bound
+    with pytest.raises(ConfigError, match="another --out"):
+        generate_metamers(model, "3", stimuli, failed, other, limit=2)

@@ -3,12 +3,123 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from metamers.errors import MetamersError
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]")
+
+
+def path_name(text: str) -> str:
+    """The file or folder name for a name or id: readable, and different for different ids.
+
+    The one mapping from ids (stimulus ids, model names, layer names) to path
+    components. A name made only of letters, digits and ``. _ + = -`` (and not
+    starting or ending with ``.``) is used as it is; any other name becomes a
+    readable slug (other characters replaced by ``_``) followed by ``~`` and 8
+    hex digits of the SHA-256 of the exact name. ``~`` never occurs in a name
+    used as it is, so two different names never share a path (up to a hash
+    collision) -- ``chat é`` and ``chat è`` get two folders.
+
+    Parameters
+    ----------
+    text
+        The exact name.
+
+    Returns
+    -------
+    str
+        A name safe on every file system.
+
+    Examples
+    --------
+    >>> path_name("img0"), path_name("blocks.1+blocks.3")
+    ('img0', 'blocks.1+blocks.3')
+    >>> path_name("chat é") != path_name("chat è")
+    True
+    >>> path_name("timm:resnet18")
+    'timm_resnet18~56082ded'
+    """
+    slug = _UNSAFE.sub("_", text).strip(".")
+    if slug == text and slug:
+        return slug
+    return f"{slug or '_'}~{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def lock_file(path: str | os.PathLike[str]) -> IO[str] | None:
+    """Take the exclusive lock on ``path`` (created if missing) without waiting.
+
+    The lock (``fcntl.flock``) lasts while the returned handle is open and is
+    released by the kernel when the process ends, however it ends.
+
+    Parameters
+    ----------
+    path
+        The lock file.
+
+    Returns
+    -------
+    file or None
+        The open handle holding the lock (close it to release), or ``None``
+        when another process -- or another handle in this one -- holds it.
+    """
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str], busy: str) -> Iterator[None]:
+    """Hold the exclusive lock on ``path`` for the block (see :func:`lock_file`).
+
+    Parameters
+    ----------
+    path
+        The lock file (its folder must exist).
+    busy
+        The one-line message when the lock is held elsewhere.
+
+    Raises
+    ------
+    MetamersError
+        Another process holds the lock.
+    """
+    handle = lock_file(path)
+    if handle is None:
+        raise MetamersError(busy)
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+def is_locked(path: str | os.PathLike[str]) -> bool:
+    """Whether another holder has the lock on ``path`` (a missing file is unlocked).
+
+    Parameters
+    ----------
+    path
+        The lock file.
+    """
+    if not Path(path).exists():
+        return False
+    handle = lock_file(path)
+    if handle is None:
+        return True
+    handle.close()
+    return False
 
 
 @contextlib.contextmanager

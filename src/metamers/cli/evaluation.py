@@ -28,7 +28,9 @@ from metamers.cli.common import (
     null_criterion,
     open_model,
     out,
+    pick_device,
     progress_bar,
+    set_threads,
     split_list,
 )
 from metamers.evaluation.compare import compare_models, save_similarity_matrix
@@ -36,6 +38,7 @@ from metamers.models import PixelModel
 from metamers.null import DEFAULT_NULL_PAIRS
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis.jobs import parse_model_layers
+from metamers.validation import recorded_loader
 
 LAYERS_HELP = (
     "Layers to compare. 'a,b' reads the same layers from every model; "
@@ -178,20 +181,22 @@ def evaluate_command(
 ) -> None:
     """Recognisability (and representation test) of stored metamers by observer models.
 
-    --random-weights, --trust-code and --device apply to every model, the
-    generators (loaded to check and judge their metamers) and the observers;
-    --weights applies to the generating model(s) only, as in `validate` (an
-    observer of the same name included). Give the same options as to
-    `generate`: the metamers record their generators' weight fingerprints,
-    and a generator with other weights is refused.
+    Each generator (loaded to check and judge its metamers, and as an
+    observer of the same name) is loaded as its metamers recorded (its file:
+    path, weights file or random-weights seed); a file: generator still needs
+    --trust-code. --random-weights, --trust-code and --device apply to every
+    other model; --weights applies to generators that record no load (folders
+    of older versions), as in `validate`. A generator with other weights than
+    its metamers' recorded fingerprints is refused.
     """
     from metamers.evaluation.directory import EVALUATION_FOLDER, evaluate_directory
 
     start = time.perf_counter()
     observer_names = split_list(observers)
-    generators = _generator_names(directory) if weights else set()
+    recorded = _stored_results(directory)
+    generators = {name for result in recorded for name in result.models}
 
-    def load(name: str) -> PixelModel:
+    def open_named(name: str) -> PixelModel:
         return open_model(
             name,
             random_weights=random_weights,
@@ -199,6 +204,9 @@ def evaluate_command(
             trust_code=trust_code,
             device=device,
         )
+
+    set_threads()  # also for generators loaded from their records
+    load = recorded_loader(recorded, open_named, trust_code=trust_code, device=pick_device(device))
 
     with console.status("evaluating metamers on " + ", ".join(observer_names)):
         evaluation = evaluate_directory(
@@ -244,8 +252,8 @@ def evaluate_command(
     console.print(f"wrote {directory / EVALUATION_FOLDER} in {time.perf_counter() - start:.0f} s")
 
 
-def _generator_names(directory: Path) -> set[str]:
-    """Names of the models that made the metamers in ``directory``."""
+def _stored_results(directory: Path) -> list:
+    """The metamers in ``directory`` (none when it is no folder: evaluation says so)."""
     from metamers.synthesis import load_results
 
-    return {name for result in load_results(directory) for name in result.models}
+    return load_results(directory) if directory.is_dir() else []

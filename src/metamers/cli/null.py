@@ -30,14 +30,16 @@ from metamers.cli.common import (
     null_criterion,
     open_model,
     out,
+    pick_device,
     progress_bar,
+    set_threads,
 )
 from metamers.errors import ConfigError
 from metamers.io import write_table
 from metamers.null import compute_null
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis.jobs import parse_layer_list
-from metamers.validation import null_provider, validate_results
+from metamers.validation import null_provider, recorded_loader, validate_results
 
 Seed = typer.Option(0, "--seed", help="Seed of the null's sampling and augmentation.")
 CacheDir = typer.Option(
@@ -131,24 +133,32 @@ def validate_command(
 ) -> None:
     """Accept or reject every metamer of a generate folder against its model's null.
 
-    Give the same --weights / --random-weights / --trust-code as to `generate`:
-    the metamers record their models' weight fingerprints, and a model with
-    other weights is refused (random weights are seeded, so they match).
+    Each generator is loaded as its metamers recorded (its file: path, weights
+    file or random-weights seed); a file: generator still needs --trust-code.
+    --weights / --random-weights apply only to generators that record no load
+    (folders of older versions): give the same as to `generate`. A model with
+    other weights than its metamers' recorded fingerprints is refused.
     """
     results = _load_results(directory)
     provider = null_provider(
         resolve_stimuli(null_stimuli), pairs, seed=seed, cache_dir=cache_dir, batch_size=batch_size
     )
+    set_threads()  # also for generators loaded from their records
     with _warnings_to_console():
         table = validate_results(
             results,
             provider,
-            models=lambda name: open_model(
-                name,
-                random_weights=random_weights,
-                weights=weights,
+            models=recorded_loader(
+                results,
+                lambda name: open_model(
+                    name,
+                    random_weights=random_weights,
+                    weights=weights,
+                    trust_code=trust_code,
+                    device=device,
+                ),
                 trust_code=trust_code,
-                device=device,
+                device=pick_device(device),
             ),
             labels=label_space(labels, sixteen_way, rule),
             criterion=null_criterion(criterion, quantile, alpha, inclusive),

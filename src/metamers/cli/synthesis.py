@@ -86,8 +86,11 @@ def generate_command(
 ) -> None:
     """Generate metamers; finished ones are skipped and unfinished ones resumed on a re-run.
 
-    An output folder belongs to one set of settings, seed and model weights:
-    other settings on the same --out are refused (use another folder).
+    An output folder belongs to one set of settings, seed and model weights
+    once it holds a metamer: other settings on the same --out are refused (use
+    another folder), and so is a second run while one is writing it. Items
+    that fail (non-finite loss) are listed with their reason and the exit
+    status is 1.
     """
     settings = get_preset(
         preset,
@@ -148,6 +151,30 @@ def generate_command(
         )
     elapsed = time.perf_counter() - started
     out.print(f"{len(results)} metamers in {out_dir} ({elapsed:.1f} s)")
+    _report_unfinished(results)
+
+
+def _report_unfinished(results) -> None:
+    """List skipped stimuli and failed items with their reason; exit 1 if any item failed."""
+    if results.skipped:
+        console.print(
+            f"skipped {len(results.skipped)} undecodable stimuli: {', '.join(results.skipped)}"
+        )
+    for failed in results.failed:
+        record = failed.settings
+        reason = FAILURE_REASONS.get(record.get("stop_reason"), record.get("stop_reason"))
+        console.print(
+            f"failed: {failed.generator} {failed.layer} {failed.stimulus_id}: {reason} "
+            f"({record.get('restarts', 0)} restarts, {record.get('steps', 0)} steps; {failed.path})"
+        )
+    if results.failed:
+        console.print(f"{len(results.failed)} metamers failed; no metamer was made for them")
+        raise typer.Exit(1)
+
+
+FAILURE_REASONS = {
+    "non-finite": "the loss or its gradient stayed non-finite (NaN/inf) after every restart",
+}
 
 
 def _generate_progress() -> Progress:

@@ -21,7 +21,7 @@ from metamers.evaluation.transfer import (
     recognition_heatmap,
     representation_heatmap,
 )
-from metamers.io import atomic_path, write_table
+from metamers.io import atomic_path, path_name, write_table
 from metamers.models import PixelModel, load_model
 from metamers.null.criterion import DEFAULT_NULL_PAIRS, NullCriterion
 from metamers.null.distribution import compute_null
@@ -282,8 +282,8 @@ def save_evaluation(evaluation: TransferResults, folder: Path) -> list[Path]:
         figures["recognisability.png"] = recognition_heatmap(evaluation.recognition_summary)
     summary = evaluation.representation_summary
     for observer in summary["observer"].unique() if not summary.empty else []:
-        safe = str(observer).replace(":", "_").replace("/", "_")
-        figures[f"representation_{safe}.png"] = representation_heatmap(summary, observer)
+        file_name = f"representation_{path_name(str(observer))}.png"
+        figures[file_name] = representation_heatmap(summary, observer)
     for name, figure in figures.items():
         with atomic_path(folder / name) as tmp:
             figure.savefig(tmp, format="png", dpi=120)

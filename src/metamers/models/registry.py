@@ -11,9 +11,11 @@ raises instead of leaving models out. Your own entries
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import torch
 
@@ -175,14 +177,117 @@ def load_model(
         it: their untrained weights are always the initialisation their
         training started from.
 
+    Returns
+    -------
+    PixelModel
+        The model; its ``load_spec`` attribute (see :func:`load_spec`) says how
+        it was loaded, so that :func:`load_from_spec` can load it again.
+
     Raises
     ------
     ModelError
         Unknown name, unavailable weights, or a model that breaks the contract.
     """
+    spec = _make_spec(name, random_weights=random_weights, weights=weights, seed=seed)
     with _seeded(seed) if random_weights else contextlib.nullcontext():
         model = _build(name, random_weights=random_weights, weights=weights, trust_code=trust_code)
+    model.load_spec = spec
     return model.to(device) if device is not None else model
+
+
+def load_spec(model: PixelModel) -> dict | None:
+    """How ``model`` was loaded by :func:`load_model` (``None`` for a model built otherwise).
+
+    Parameters
+    ----------
+    model
+        A loaded model.
+
+    Returns
+    -------
+    dict or None
+        ``name`` (the name to load, ``file:`` paths made absolute), ``weights``
+        (absolute path or ``None``) and ``weights_sha256``, ``random_weights``
+        and ``seed``; for ``file:`` models also ``code_sha256`` of the file.
+        JSON-serialisable; :func:`metamers.synthesis.generate_metamers`
+        records it with every metamer.
+    """
+    spec = getattr(model, "load_spec", None)
+    return dict(spec) if isinstance(spec, dict) else None
+
+
+def load_from_spec(
+    spec: dict, *, trust_code: bool = False, device: str | torch.device | None = None
+) -> PixelModel:
+    """Load a model again from its :func:`load_spec` (e.g. as recorded with a metamer).
+
+    Parameters
+    ----------
+    spec
+        A load spec.
+    trust_code
+        Required for a ``file:`` model: its code runs on load, and a recorded
+        spec is never consent to run it.
+    device
+        Where to put the model (default: CPU).
+
+    Raises
+    ------
+    ModelError
+        A ``file:`` spec without ``trust_code``, a weights file that is missing
+        or differs from the recorded one (SHA-256), or any error of
+        :func:`load_model`.
+    """
+    name = str(spec["name"])
+    if name.startswith("file:") and not trust_code:
+        raise ModelError(
+            f"the model was loaded from {name}, whose Python code runs on load; pass "
+            "--trust-code (CLI) or trust_code=True to load it again"
+        )
+    weights = spec.get("weights")
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise ModelError(f"the weights file {weights} that {name} was loaded with is missing")
+        recorded = spec.get("weights_sha256")
+        if recorded and _sha256(Path(weights)) != recorded:
+            raise ModelError(
+                f"the weights file {weights} has changed since {name} was loaded with it "
+                f"(SHA-256 {recorded[:12]}... recorded)"
+            )
+    return load_model(
+        name,
+        random_weights=bool(spec.get("random_weights", False)),
+        weights=weights,
+        trust_code=trust_code,
+        device=device,
+        seed=int(spec.get("seed") or 0),
+    )
+
+
+def _make_spec(name: str, *, random_weights: bool, weights: str | None, seed: int) -> dict:
+    """The load spec of a :func:`load_model` call (paths absolute, files digested)."""
+    spec: dict = {"name": name, "weights": None, "weights_sha256": None}
+    source, sep, rest = name.partition(":")
+    if sep and source == "file":
+        path_text, sep2, func = rest.partition(".py:")
+        path = Path(path_text + ".py" if sep2 else path_text).expanduser().resolve()
+        spec["name"] = f"file:{path}" + (f":{func}" if sep2 else "")
+        spec["code_sha256"] = _sha256(path) if path.is_file() else None
+    if weights is not None:
+        path = Path(weights).expanduser().resolve()
+        spec["weights"] = str(path)
+        spec["weights_sha256"] = _sha256(path) if path.is_file() else None
+    spec["random_weights"] = bool(random_weights)
+    spec["seed"] = int(seed) if random_weights else None
+    return spec
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -202,7 +307,9 @@ def _build(name: str, *, random_weights: bool, weights: str | None, trust_code: 
     elif sep and source == "torchvision":
         model = sources.build_torchvision(rest, random_weights=random_weights, weights=weights)
     elif sep and source == "file":
-        model = sources.build_from_file(rest, trust_code=trust_code, random_weights=random_weights)
+        model = sources.build_from_file(
+            rest, trust_code=trust_code, random_weights=random_weights, weights=weights
+        )
     elif sep:
         raise ModelError(f"unknown model source {source!r}; use timm:, torchvision: or file:")
     else:

@@ -184,13 +184,20 @@ def build_torchvision(
 
 
 def build_from_file(
-    spec: str, *, trust_code: bool = False, random_weights: bool = False
+    spec: str, *, trust_code: bool = False, random_weights: bool = False, weights: str | None = None
 ) -> PixelModel:
     """Run a user's model file and call its builder (``file:PATH.py`` or ``file:PATH.py:FUNC``).
 
     The file must define ``build_model(pretrained: bool = True) -> PixelModel``
     (or the function named after the second colon). Because this executes
     the file's code, it is refused unless ``trust_code`` is set.
+
+    With ``weights``, the builder is called with ``pretrained=False`` and the
+    file's weights are loaded safely (:func:`load_state_dict`: safetensors or
+    ``weights_only``) and strictly into the model: into the whole
+    :class:`~metamers.models.PixelModel` when the keys start with ``net.`` (a
+    ``PixelModel.state_dict()``), else into its ``net`` (the network's own
+    ``state_dict()``), as for ``timm:`` and ``torchvision:`` models.
 
     Parameters
     ----------
@@ -200,13 +207,16 @@ def build_from_file(
         Consent to run the file's code; without it the file is not run.
     random_weights
         Call the builder with ``pretrained=False``.
+    weights
+        A weights file loaded into the built model (see above).
 
     Raises
     ------
     ModelError
         ``trust_code`` is not set, the file is missing or fails to run, it defines
-        no such function, or the function returns something other than a
-        :class:`~metamers.models.PixelModel`.
+        no such function, the function returns something other than a
+        :class:`~metamers.models.PixelModel`, or ``weights`` cannot be loaded
+        safely or does not fit.
     """
     path_text, _, func_name = spec.partition(".py:")
     path = Path(path_text if not func_name else path_text + ".py")
@@ -228,11 +238,16 @@ def build_from_file(
     builder = getattr(module, func_name, None)
     if not callable(builder):
         raise ModelError(f"{path} defines no function {func_name}(pretrained: bool = True)")
-    model = builder(pretrained=not random_weights)
+    state = load_state_dict(weights) if weights is not None else None
+    model = builder(pretrained=not random_weights and weights is None)
     if not isinstance(model, PixelModel):
         raise ModelError(
             f"{path}:{func_name} returned {type(model).__name__}; return a metamers.models.PixelModel "
             "(see docs/model-contract.md)"
         )
+    if state is not None:
+        whole = any(key.startswith("net.") for key in state)
+        apply_weights(model if whole else model.net, state, str(weights))
+        model._fingerprint = None  # the weights changed after the builder returned
     model.source = "file"
     return model

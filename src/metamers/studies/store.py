@@ -21,7 +21,6 @@ never corrupts it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -37,7 +36,7 @@ from typing import Any
 import yaml
 
 from metamers.errors import ConfigError, MetamersError
-from metamers.io import write_bytes_atomic, write_json_atomic
+from metamers.io import is_locked, lock_file, write_bytes_atomic, write_json_atomic
 from metamers.studies.planner import Plan, Task
 from metamers.studies.tasks import TaskOutcome
 
@@ -138,14 +137,11 @@ class StudyStore:
 
     def acquire(self) -> None:
         """Become the study's single writer (refuses if another driver runs it)."""
-        handle = open(self.root / ".lock", "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
+        handle = lock_file(self.root / ".lock")
+        if handle is None:
             raise MetamersError(
                 f"another `metamers run` is writing {self.root}; wait for it or stop it"
-            ) from None
+            )
         self._lock_handle = handle
         self._sweep()
 
@@ -510,16 +506,7 @@ def is_running(root: str | Path) -> bool:
     root
         A study folder.
     """
-    lock = Path(root) / ".lock"
-    if not lock.exists():
-        return False
-    with open(lock, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
+    return is_locked(Path(root) / ".lock")
 
 
 def _record(row: tuple) -> TaskRecord:

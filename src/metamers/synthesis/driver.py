@@ -6,41 +6,100 @@ each as soon as it finishes, checkpoints unfinished batches, and on a re-run
 skips finished metamers and resumes unfinished ones from their checkpoint.
 
 An output folder is tied to one set of synthesis settings, seed and model
-weights (``OUT/run.json``); running other settings into it raises
-:class:`~metamers.errors.ConfigError` (use another folder). Adding layers or
+weights (``OUT/run.json``) once it holds a finished metamer; running other
+settings into it raises :class:`~metamers.errors.ConfigError` (use another
+folder). A folder whose runs finished no metamer (they failed or were
+stopped) is bound by the next run's settings instead. Adding layers or
 stimuli to an existing folder is fine.
+
+Integrity:
+
+- **What identifies a result.** A finished metamer is reused only when its
+  ``record.json`` matches the current item: the reference's content digest
+  (the stimulus as each model saw it), the settings digest, the seed and the
+  models' weight fingerprints, and its ``metamer.safetensors`` matches the
+  SHA-256 in the record. A finished metamer of *another* stimulus or other
+  settings under the same id is **refused** with one line (use another
+  folder), never reused and never overwritten: a finished result is
+  evidence, and a run must not silently replace it with a different one. An
+  item recorded as *failed* under other settings is made again.
+- **Damage.** A finished metamer whose files are unreadable or differ from
+  their digest is made again, with a warning (the damaged file is kept as
+  ``*.corrupt``): ``record.json`` marks what was finished, and the run can
+  remake it exactly. A checkpoint that cannot be read is set aside as
+  ``*.corrupt`` with a warning and its items restart.
+- **Lock.** A run holds an exclusive lock on ``OUT/.lock`` (``fcntl.flock``,
+  released when the process ends, however it ends); a second run on the same
+  folder is refused with one line while the first runs, so the settings check
+  and everything written are one run's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
-from metamers.errors import ConfigError
-from metamers.io import write_json_atomic
+from metamers.errors import ConfigError, ModelError
+from metamers.io import locked, write_json_atomic
 from metamers.models import PixelModel
+from metamers.models.registry import load_spec
 from metamers.stimuli import Stimulus, StimulusSet, load_image
-from metamers.synthesis.engine import ACTIVE, MetamerSynthesis, StopCriterion
+from metamers.synthesis.engine import ACTIVE, MetamerSynthesis, StopCriterion, tensor_digest
 from metamers.synthesis.jobs import LayerJob, parse_layer_jobs
 from metamers.synthesis.results import MetamerResult
 from metamers.synthesis.settings import FAST, SynthesisSettings
 from metamers.synthesis.storage import (
     CHECKPOINTS,
     DEFAULT_SAMPLE_RATE,
-    is_done,
+    RECORD,
+    DamagedResult,
+    legacy_name,
+    read_record,
     read_result,
     safe_name,
+    set_aside,
     versions,
     write_metamer,
 )
 
 ProgressFn = Callable[[dict], None]
+NameFn = Callable[[str], str]
+LOCK = ".lock"
+RUN = "run.json"
+NAMING = "path_name"
+"""``run.json`` ``naming`` of folders whose names come from :func:`safe_name`;
+folders made before it was recorded use :func:`legacy_name`."""
+
+
+class GeneratedMetamers(list):
+    """The finished metamers of a :func:`generate_metamers` call (a list), plus what did not finish.
+
+    Attributes
+    ----------
+    failed
+        Items recorded as failed (``status == "failed"``; ``settings["stop_reason"]``
+        says why, e.g. ``non-finite``), stored ones included.
+    skipped
+        Ids of stimuli that could not be loaded and were skipped (``skip_bad``).
+    """
+
+    def __init__(
+        self,
+        done: Sequence[MetamerResult] = (),
+        failed: Sequence[MetamerResult] = (),
+        skipped: Sequence[str] = (),
+    ) -> None:
+        super().__init__(done)
+        self.failed = list(failed)
+        self.skipped = list(skipped)
 
 
 def generate_metamers(
@@ -71,7 +130,9 @@ def generate_metamers(
         an ensemble a list entry may also be a sequence with one entry per
         model (one job).
     stimuli
-        The references.
+        The references, loaded by the set itself (with ``skip_bad`` set, an
+        undecodable stimulus is skipped with a warning and listed in
+        ``.skipped`` of the result).
     out_dir
         Output folder (see :mod:`metamers.synthesis.storage` for the layout).
     settings
@@ -92,8 +153,20 @@ def generate_metamers(
 
     Returns
     -------
-    list[MetamerResult]
-        The finished metamers (already stored ones included), failed ones excluded.
+    GeneratedMetamers
+        The finished metamers (already stored ones included), failed ones
+        excluded: a list, with the failed items in ``.failed`` and the ids of
+        skipped stimuli (``stimuli.skip_bad``) in ``.skipped``.
+
+    Raises
+    ------
+    ConfigError
+        Invalid arguments; ``out`` holds finished metamers of other settings,
+        seed or weights; a finished metamer under a stimulus id was made of
+        another stimulus (see the module docstring); two ids share a folder
+        name.
+    MetamersError
+        Another run holds the folder's lock.
     """
     models = [models] if isinstance(models, PixelModel) else list(models)
     settings = settings or FAST
@@ -104,15 +177,89 @@ def generate_metamers(
         raise ConfigError("batch_size must be at least 1")
     jobs = [job.check(models) for job in parse_layer_jobs(layers, len(models))]
     out = Path(out_dir)
-    check_run_folder(out, models, settings, seed, jobs, stimuli)
-    tracker = _Progress(progress, len(jobs) * len(stimuli))
-    results: list[MetamerResult] = []
-    for job in jobs:
-        for start in range(0, len(stimuli), batch_size):
-            chunk = list(stimuli)[start : start + batch_size]
-            runner = _BatchRunner(models, job, chunk, stimuli, out, settings, seed)
-            results += runner.run(tracker, stop_criterion)
-    return [r for r in results if r.status == "done"]
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / LOCK).touch()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+    busy = (
+        f"another `metamers generate` is writing {out}; wait for it to finish or use another --out"
+    )
+    with locked(out / LOCK, busy):
+        name = check_run_folder(out, models, settings, seed, jobs, stimuli)
+        _check_names(stimuli, name, out)
+        tracker = _Progress(progress, len(jobs) * len(stimuli))
+        done: list[MetamerResult] = []
+        failed: list[MetamerResult] = []
+        skipped: set[str] = set()
+        for job in jobs:
+            loaded: set[str] = set()
+            for chunk, per_model in _load_batches(stimuli, models, batch_size):
+                loaded.update(s.id for s in chunk)
+                runner = _BatchRunner(
+                    models, job, chunk, per_model, stimuli, out, settings, seed, name
+                )
+                for result in runner.run(tracker, stop_criterion):
+                    (done if result.status == "done" else failed).append(result)
+            skipped.update(s.id for s in stimuli if s.id not in loaded)
+            tracker.total -= len(stimuli) - len(loaded)
+    return GeneratedMetamers(done, failed, [s.id for s in stimuli if s.id in skipped])
+
+
+def _load_batches(
+    stimuli: StimulusSet, models: list[PixelModel], batch_size: int
+) -> Iterator[tuple[list[Stimulus], list[torch.Tensor]]]:
+    """Batches of stimuli with one tensor per model, by the set's own loading.
+
+    :meth:`~metamers.stimuli.StimulusSet.batches` is the one loading path (as
+    for ``classify`` and ``extract``): with ``skip_bad`` an undecodable
+    stimulus is skipped with a warning, otherwise it raises.
+    """
+    for chunk, first in stimuli.batches(models[0].input_shape, batch_size):
+        per_model = [first]
+        chosen = stimuli.select([s.id for s in chunk])
+        for model in models[1:]:
+            per_model += [x for _, x in chosen.batches(model.input_shape, len(chunk))]
+        yield chunk, per_model
+
+
+def _check_names(stimuli: StimulusSet, name: NameFn, out: Path) -> None:
+    """Refuse two stimulus ids that would share a folder (also on case-insensitive disks)."""
+    seen: dict[str, str] = {}
+    for stimulus in stimuli:
+        folder = name(stimulus.id)
+        other = seen.setdefault(folder.casefold(), stimulus.id)
+        if other != stimulus.id:
+            hint = (
+                "its folder names come from an earlier version; use another --out folder"
+                if name is legacy_name
+                else "they differ only in letter case; rename one"
+            )
+            raise ConfigError(
+                f"stimulus ids {other!r} and {stimulus.id!r} would share the folder {folder!r} "
+                f"in {out}: {hint}"
+            )
+
+
+def reference_digest(references: Sequence[torch.Tensor]) -> str:
+    """The content digest of one item's reference: the stimulus as each model saw it.
+
+    Parameters
+    ----------
+    references
+        The item's fitted reference, one tensor per generating model.
+
+    Returns
+    -------
+    str
+        16 hex digits (SHA-256 over each tensor's float32 values).
+    """
+    if len(references) == 1:
+        return tensor_digest(references[0])
+    joined = "|".join(tensor_digest(r) for r in references)
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
 def item_seed(seed: int, stimulus_id: str) -> int:
@@ -133,7 +280,9 @@ def item_seed(seed: int, stimulus_id: str) -> int:
     return int(hashlib.sha256(f"{seed}:{stimulus_id}".encode()).hexdigest()[:15], 16)
 
 
-def job_folder(out: Path, models: list[PixelModel], job: LayerJob) -> Path:
+def job_folder(
+    out: Path, models: list[PixelModel], job: LayerJob, name: NameFn = safe_name
+) -> Path:
     """``OUT/<generator>/<job label>`` for one job.
 
     Parameters
@@ -145,15 +294,17 @@ def job_folder(out: Path, models: list[PixelModel], job: LayerJob) -> Path:
         folder.
     job
         The layer job; its label names the sub-folder.
+    name
+        The id-to-folder-name mapping (:func:`~metamers.synthesis.storage.safe_name`;
+        ``legacy_name`` for folders of earlier versions).
 
     Returns
     -------
     Path
-        Both parts made file-name safe (see
-        :func:`~metamers.synthesis.storage.safe_name`).
+        Both parts made file-name safe.
     """
     generator = "+".join(m.name for m in models)
-    return out / safe_name(generator) / safe_name(job.label)
+    return out / name(generator) / name(job.label)
 
 
 def check_run_folder(
@@ -163,11 +314,14 @@ def check_run_folder(
     seed: int,
     jobs: list[LayerJob],
     stimuli: StimulusSet,
-) -> None:
+) -> NameFn:
     """Create ``OUT/run.json`` or check that it matches this run (settings, seed, weights).
 
-    Each call appends an invocation record (layers, stimuli, time) to
-    ``run.json``.
+    Each call appends an invocation record (layers, stimuli, model loads,
+    time) to ``run.json``. The recorded settings bind the folder only once it
+    holds a finished metamer: a folder whose runs finished none takes this
+    run's settings (their checkpoints are removed). Call it holding the
+    folder's lock, so that the check and the write are one step.
 
     Parameters
     ----------
@@ -185,10 +339,17 @@ def check_run_folder(
     stimuli
         The stimuli of this invocation (recorded, not checked).
 
+    Returns
+    -------
+    callable
+        The folder's id-to-folder-name mapping: :func:`safe_name`, or
+        :func:`legacy_name` for a folder of an earlier version that holds metamers.
+
     Raises
     ------
     ConfigError
-        ``out`` holds metamers made with other settings, seed or model weights.
+        ``out`` holds metamers made with other settings, seed or model weights,
+        or its ``run.json`` is not readable.
     """
     identity = {
         "settings": settings.model_dump(mode="json"),
@@ -196,15 +357,22 @@ def check_run_folder(
         "seed": seed,
         "models": [{"name": m.name, "fingerprint": m.fingerprint()} for m in models],
     }
-    path = out / "run.json"
+    path = out / RUN
     invocation = {
         "layers": [list(job.record) for job in jobs],
         "stimuli": stimuli.spec,
         "n_stimuli": len(stimuli),
+        "model_loads": [load_spec(m) for m in models],
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    run = None
     if path.is_file():
-        run = json.loads(path.read_text())
+        try:
+            run = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ConfigError(f"{path} is not readable JSON ({exc}); use another --out") from None
+    holds = _holds_metamers(out)
+    if run is not None and holds:
         differ = [k for k in ("settings_digest", "seed", "models") if run.get(k) != identity[k]]
         if differ:
             detail = _settings_difference(run.get("settings", {}), identity["settings"])
@@ -212,11 +380,28 @@ def check_run_folder(
                 f"{out} holds metamers made with other {', '.join(differ)}{detail}; "
                 "use another --out folder"
             )
+    elif run is None or any(run.get(k) != identity[k] for k in identity):
+        if run is not None:  # bound by nothing finished: this run's settings replace them
+            shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # states of those settings
+        run = identity | {"versions": versions(), "invocations": [], "naming": NAMING}
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        run = identity | {"versions": versions(), "invocations": []}
-    run["invocations"].append(invocation)
+        run["naming"] = NAMING  # nothing finished yet, so no folder of the old naming counts
+    run.setdefault("invocations", []).append(invocation)
     write_json_atomic(path, run)
+    return safe_name if run.get("naming") == NAMING else legacy_name
+
+
+def _holds_metamers(out: Path) -> bool:
+    """Whether ``out`` holds a finished (not failed) metamer."""
+    for path in out.rglob(RECORD):
+        if CHECKPOINTS in path.relative_to(out).parts:
+            continue
+        try:
+            if json.loads(path.read_text()).get("status", "done") == "done":
+                return True
+        except (OSError, ValueError):
+            return True  # a damaged record still marks a result: be strict
+    return False
 
 
 def _settings_difference(old: dict, new: dict) -> str:
@@ -253,33 +438,39 @@ class _Progress:
 
 
 class _BatchRunner:
-    """One batch of one job: build, resume, synthesise, write, clean up."""
+    """One batch of one job: check what is stored, build, resume, synthesise, write, clean up."""
 
     def __init__(
         self,
         models: list[PixelModel],
         job: LayerJob,
         chunk: list[Stimulus],
+        per_model: list[torch.Tensor],
         stimuli: StimulusSet,
         out: Path,
         settings: SynthesisSettings,
         seed: int,
+        name: NameFn = safe_name,
     ) -> None:
         self.models, self.job, self.chunk, self.stimuli = models, job, chunk, stimuli
+        self.per_model = per_model
         self.settings, self.seed = settings, seed
-        self.folder = job_folder(out, models, job)
-        self.item_folders = [self.folder / safe_name(s.id) for s in chunk]
+        self.folder = job_folder(out, models, job, name)
+        self.item_folders = [self.folder / name(s.id) for s in chunk]
         key = hashlib.sha256("\n".join(s.id for s in chunk).encode()).hexdigest()[:16]
         self.checkpoint = out / CHECKPOINTS / self.folder.relative_to(out) / f"{key}.safetensors"
+        self.digests = [
+            reference_digest([refs[i] for refs in per_model]) for i in range(len(chunk))
+        ]
         self.written: set[int] = set()
 
     def run(self, tracker: _Progress, stop_criterion: StopCriterion | None) -> list[MetamerResult]:
-        stored = [i for i, f in enumerate(self.item_folders) if is_done(f)]
+        stored = {i: r for i in range(len(self.chunk)) if (r := self._stored(i)) is not None}
         if len(stored) == len(self.chunk):
             tracker.done += len(stored)
-            return [read_result(f) for f in self.item_folders]
+            return [stored[i] for i in range(len(self.chunk))]
         synthesis = self._build()
-        synthesis.retire(stored, reason="stored")
+        synthesis.retire(sorted(stored), reason="stored")
         self.written = set(stored)
         self._write_finished(synthesis)
 
@@ -296,17 +487,89 @@ class _BatchRunner:
         self._write_finished(synthesis)
         tracker.done += len(self.chunk)
         self.checkpoint.unlink(missing_ok=True)
-        return [read_result(f) for f in self.item_folders]
+        return [
+            stored[i] if i in stored else read_result(f) for i, f in enumerate(self.item_folders)
+        ]
+
+    def _stored(self, i: int) -> MetamerResult | None:
+        """Item ``i``'s stored result if it is this item's (see the module docstring), else ``None``.
+
+        A damaged result is set aside and made again; a failed item of other
+        settings is made again; a finished metamer of another stimulus or
+        settings is refused.
+        """
+        folder = self.item_folders[i]
+        try:
+            record = read_record(folder)
+            if record is None:
+                return None
+            result = read_result(folder, record)
+        except DamagedResult as exc:
+            moved = set_aside(exc.path)
+            (folder / RECORD).unlink(missing_ok=True)
+            warnings.warn(f"{exc}: set aside as {moved.name}; making it again", stacklevel=4)
+            return None
+        differ = self._identity_difference(i, record, result)
+        if not differ:
+            return result
+        if result.status != "done":
+            (folder / RECORD).unlink()  # a failed attempt under other settings: try again
+            return None
+        raise ConfigError(
+            f"{folder} holds a finished metamer of {self.chunk[i].id!r} made with another "
+            f"{', '.join(differ)}; it is not reused or replaced: use another --out folder"
+        )
+
+    def _identity_difference(self, i: int, record: dict, result: MetamerResult) -> list[str]:
+        """What differs between item ``i``'s stored record and this batch's item (empty: none)."""
+        recorded = record.get("reference_digest")
+        if recorded is None:  # earlier versions: the stored reference itself
+            candidates = [refs[i] for refs in self.per_model]
+            same = any(
+                tuple(c.shape) == tuple(result.reference.shape)
+                and tensor_digest(c) == tensor_digest(result.reference)
+                for c in candidates
+            )
+        else:
+            same = recorded == self.digests[i]
+        differ = [] if same else ["stimulus (reference content digest)"]
+        if _record_settings_digest(record) != self.settings.digest():
+            differ.append("settings")
+        if record.get("base_seed", self.seed) != self.seed:
+            differ.append("seed")
+        fingerprints = record.get("model_fingerprints")
+        if fingerprints is not None and fingerprints != [m.fingerprint() for m in self.models]:
+            differ.append("model weights")
+        return differ
 
     def _build(self) -> MetamerSynthesis:
-        per_model = [
-            torch.stack([self.stimuli.load(s, m.input_shape) for s in self.chunk])
-            for m in self.models
-        ]
+        synthesis = self._fresh()
+        if not self.checkpoint.is_file():
+            return synthesis
+        try:
+            synthesis.load(self.checkpoint)
+        except (ConfigError, ModelError):
+            self.checkpoint.unlink()  # stale: another synthesis's state; start afresh
+            return self._fresh()
+        except Exception as exc:  # truncated or garbled: safetensors raises its own types
+            moved = set_aside(self.checkpoint)
+            warnings.warn(
+                f"checkpoint {self.checkpoint} cannot be read ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); set aside as "
+                f"{moved.name}, its items restart",
+                stacklevel=3,
+            )
+            return self._fresh()
+        if synthesis.settings.digest() != self.settings.digest():
+            self.checkpoint.unlink()  # made with other settings (a folder re-bound)
+            return self._fresh()
+        return synthesis
+
+    def _fresh(self) -> MetamerSynthesis:
         synthesis = MetamerSynthesis(
             self.models,
             self.job,
-            per_model,
+            self.per_model,
             settings=self.settings,
             item_ids=[s.id for s in self.chunk],
         )
@@ -314,11 +577,6 @@ class _BatchRunner:
         synthesis.setup(
             item_seeds=[item_seed(self.seed, s.id) for s in self.chunk], init_source=source
         )
-        if self.checkpoint.is_file():
-            try:
-                synthesis.load(self.checkpoint)
-            except ConfigError:
-                self.checkpoint.unlink()  # stale: the stimuli changed; start afresh
         return synthesis
 
     def _init_source(self, shape: tuple[int, ...]) -> torch.Tensor | None:
@@ -354,8 +612,10 @@ class _BatchRunner:
                 "target": stimulus.target,
                 "set": self.stimuli.spec,
             },
+            "reference_digest": self.digests[i],
             "models": [m.name for m in self.models],
             "model_fingerprints": [m.fingerprint() for m in self.models],
+            "model_loads": [load_spec(m) for m in self.models],
             "layers": list(self.job.record),
             "fake_relu": synthesis.fake_relu,
             "status": synthesis.status_of(i),
@@ -367,6 +627,7 @@ class _BatchRunner:
             "seed": synthesis.seeds[i],
             "base_seed": self.seed,
             "settings": synthesis.settings.model_dump(mode="json"),
+            "settings_digest": self.settings.digest(),
             "versions": versions(),
             "timing": {
                 "batch_seconds": round(synthesis.elapsed, 3),
@@ -375,3 +636,13 @@ class _BatchRunner:
                 "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             },
         }
+
+
+def _record_settings_digest(record: dict) -> str | None:
+    """The settings digest a record holds (computed from its settings for earlier versions)."""
+    if "settings_digest" in record:
+        return record["settings_digest"]
+    try:
+        return SynthesisSettings(**record.get("settings", {})).digest()
+    except Exception:  # settings of another version: not these settings
+        return None

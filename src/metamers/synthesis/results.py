@@ -60,3 +60,15 @@ class MetamerResult:
     def layer(self) -> str:
         """Display name of the generation layer(s)."""
         return "+".join(dict.fromkeys(self.layers))
+
+    @property
+    def model_loads(self) -> dict[str, dict]:
+        """How each generating model was loaded, by model name, as recorded.
+
+        Each value is a :func:`metamers.models.registry.load_spec` (the name to
+        load, ``file:`` path, weights file and its SHA-256, ``random_weights``
+        and seed); models given to :func:`~metamers.synthesis.generate_metamers`
+        as objects rather than loaded by name record none and are left out.
+        """
+        loads = self.settings.get("model_loads") or [None] * len(self.models)
+        return {name: dict(spec) for name, spec in zip(self.models, loads) if spec}

@@ -9,14 +9,22 @@ One metamer lives in one folder::
         record.json           settings, seed, versions, timing; written LAST
 
 ``record.json`` is the "done" marker: every file is written atomically and
-the record comes last, so a folder with a record is complete.
+the record comes last, so a folder with a record is complete. The record
+holds the SHA-256 of ``metamer.safetensors`` (``files``), so a damaged file
+is found when it is read (:class:`DamagedResult`), and what identifies the
+result: the reference's content digest, the settings digest, the seed and
+the models' weight fingerprints (see :mod:`metamers.synthesis.driver`).
+
+Folder names come from :func:`safe_name`, one name per id.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
 import json
+import os
 import platform
 import re
 from pathlib import Path
@@ -24,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 from metamers.errors import ConfigError
-from metamers.io import atomic_path, write_json_atomic
+from metamers.io import atomic_path, path_name, write_json_atomic
 from metamers.synthesis.results import MetamerResult
 
 RECORD = "record.json"
@@ -36,16 +44,76 @@ CHECKPOINTS = ".checkpoints"
 DEFAULT_SAMPLE_RATE = 20_000
 
 
+CORRUPT_SUFFIX = ".corrupt"
+
+
+class DamagedResult(ConfigError):
+    """A finished metamer's files cannot be read or differ from their recorded digest.
+
+    Attributes
+    ----------
+    path
+        The damaged file.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"{path} is damaged ({reason}); re-run the `metamers generate` command that made it "
+            "to make it again"
+        )
+        self.path = path
+
+
 def safe_name(text: str) -> str:
-    """A file-system-safe folder name for a model, layer or stimulus id.
+    """The folder name of a model, layer or stimulus id: one folder per id.
+
+    The same mapping as :func:`metamers.io.path_name` (the one used wherever
+    an id becomes a path): a name of letters, digits and ``. _ + = -`` is
+    kept; any other gets a readable slug plus ``~`` and a short hash of the
+    exact id, so ``chat é`` and ``chat è`` get different folders.
 
     Parameters
     ----------
     text
-        Any name; characters other than letters, digits and ``. _ + = -`` become
-        ``_``, and leading or trailing dots are dropped (an empty result is ``_``).
+        The exact id.
+    """
+    return path_name(text)
+
+
+def legacy_name(text: str) -> str:
+    """The folder name earlier versions used (not one-to-one: ``chat é`` and ``chat è``
+    both gave ``chat__``); read only for output folders those versions made.
+
+    Parameters
+    ----------
+    text
+        The exact id.
     """
     return re.sub(r"[^A-Za-z0-9._+=-]", "_", text).strip(".") or "_"
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged file to ``NAME.corrupt`` (replacing an older one); return the new path.
+
+    Parameters
+    ----------
+    path
+        The damaged file.
+    """
+    target = path.with_name(path.name + CORRUPT_SUFFIX)
+    os.replace(path, target)
+    return target
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes.
+
+    Parameters
+    ----------
+    path
+        The file.
+    """
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @functools.cache
@@ -88,7 +156,8 @@ def write_metamer(
         The loss per evaluation of the synthesis.
     record
         The metamer's JSON record (``stimulus_id``, ``models``, ``layers``,
-        ``status``, settings, ...; read back by :func:`read_result`).
+        ``status``, settings, ...; read back by :func:`read_result`); the
+        SHA-256 of ``metamer.safetensors`` is added as ``files``.
     sample_rate
         Sample rate in Hz of the ``.wav`` files of waveforms.
     """
@@ -100,6 +169,7 @@ def write_metamer(
     }
     with atomic_path(folder / TENSORS) as tmp:
         save_file(tensors, str(tmp))
+        record = record | {"files": {TENSORS: file_digest(tmp)}}
     for name, tensor in (("metamer", tensors["metamer"]), ("reference", tensors["reference"])):
         write_viewable(folder / name, tensor, sample_rate)
     write_json_atomic(folder / RECORD, record)
@@ -148,32 +218,78 @@ def is_done(folder: Path) -> bool:
     return (folder / RECORD).is_file()
 
 
-def read_result(folder: str | Path) -> MetamerResult:
-    """Read one metamer folder written by :func:`write_metamer`.
+def read_record(folder: str | Path) -> dict | None:
+    """A metamer folder's ``record.json``, or ``None`` when it has none (not finished).
+
+    Parameters
+    ----------
+    folder
+        A metamer folder.
+
+    Raises
+    ------
+    DamagedResult
+        The record is not readable JSON.
+    """
+    path = Path(folder) / RECORD
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise DamagedResult(path, f"{type(exc).__name__}: {exc}") from exc
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        raise DamagedResult(path, f"not JSON: {exc}") from exc
+    if not isinstance(record, dict) or "stimulus_id" not in record:
+        raise DamagedResult(path, "not a metamer record")
+    return record
+
+
+def read_result(folder: str | Path, record: dict | None = None) -> MetamerResult:
+    """Read one metamer folder written by :func:`write_metamer`, checking its digest.
 
     Parameters
     ----------
     folder
         A metamer folder holding ``record.json`` and ``metamer.safetensors``.
+    record
+        Its record, if already read (:func:`read_record`).
 
     Raises
     ------
     ConfigError
-        Either file is missing or unreadable.
+        The folder has no ``record.json``.
+    DamagedResult
+        A file is unreadable, truncated, or differs from the SHA-256 its
+        record holds; the message names the file.
     """
     folder = Path(folder)
+    record = record if record is not None else read_record(folder)
+    if record is None:
+        raise ConfigError(f"{folder} holds no finished metamer (no {RECORD})")
+    path = folder / TENSORS
     try:
-        record = json.loads((folder / RECORD).read_text())
-        tensors = load_file(str(folder / TENSORS))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read metamer folder {folder}: {exc}") from exc
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DamagedResult(path, f"{type(exc).__name__}: {exc.strerror or exc}") from exc
+    recorded = (record.get("files") or {}).get(TENSORS)
+    if recorded and hashlib.sha256(data).hexdigest() != recorded:
+        raise DamagedResult(path, "its SHA-256 differs from the one recorded in record.json")
+    try:
+        tensors = load(data)
+        metamer, reference, losses = (tensors[k] for k in ("metamer", "reference", "losses"))
+    except Exception as exc:  # safetensors raises its own error type on truncation
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DamagedResult(path, f"unreadable: {first}") from exc
     return MetamerResult(
         stimulus_id=record["stimulus_id"],
         models=tuple(record["models"]),
         layers=tuple(record["layers"]),
-        metamer=tensors["metamer"],
-        reference=tensors["reference"],
-        losses=tensors["losses"].numpy(),
+        metamer=metamer,
+        reference=reference,
+        losses=losses.numpy(),
         settings=record,
         path=folder,
         status=record.get("status", "done"),
@@ -199,6 +315,9 @@ def load_results(out_dir: str | Path, *, include_failed: bool = False) -> list[M
     ------
     ConfigError
         ``out_dir`` does not exist.
+    DamagedResult
+        A metamer's files are damaged (one line naming the file; re-running
+        the `generate` command remakes it).
     """
     root = Path(out_dir)
     if not root.is_dir():

@@ -11,6 +11,7 @@ from metamers.validation.acceptance import (
     check_validation,
     null_getter,
     null_provider,
+    recorded_loader,
     similarity_matrix,
     validate_results,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "measure",
     "null_getter",
     "null_provider",
+    "recorded_loader",
     "similarity_matrix",
     "validate_results",
 ]

@@ -254,7 +254,8 @@ def recorded_loader(
     made from a ``file:`` model, a ``--weights`` file or random weights can be
     validated and evaluated without repeating those options. A name without
     a recorded load (an older folder, an observer) goes to ``fallback``. Each
-    model is loaded once.
+    model is loaded once; where a folder records several loads of one model
+    (its weights file moved between runs), the first that loads is used.
 
     Parameters
     ----------
@@ -270,27 +271,33 @@ def recorded_loader(
 
     Raises
     ------
-    ConfigError
-        Two metamers record different loads under one model name.
+    ModelError
+        (from ``load``) A recorded ``file:`` model without ``trust_code``, or a
+        recorded weights file that is missing or has changed.
     """
+    from metamers.errors import ModelError
     from metamers.models.registry import load_from_spec, load_model
 
-    specs: dict[str, dict] = {}
+    specs: dict[str, list[dict]] = {}
     for result in results:
         for name, spec in result.model_loads.items():
-            if specs.setdefault(name, spec) != spec:
-                raise ConfigError(
-                    f"metamers of {name} record two different loads: {specs[name]} and {spec}"
-                )
+            if spec not in specs.setdefault(name, []):
+                specs[name].append(spec)
     fallback = fallback or load_model
     loaded: dict[str, PixelModel] = {}
 
+    def from_records(name: str) -> PixelModel:
+        errors = []
+        for spec in specs[name]:
+            try:
+                return load_from_spec(spec, trust_code=trust_code, device=device)
+            except ModelError as exc:
+                errors.append(exc)
+        raise errors[0]
+
     def load(name: str) -> PixelModel:
         if name not in loaded:
-            if name in specs:
-                loaded[name] = load_from_spec(specs[name], trust_code=trust_code, device=device)
-            else:
-                loaded[name] = fallback(name)
+            loaded[name] = from_records(name) if name in specs else fallback(name)
         return loaded[name]
 
     return load
