@@ -18,7 +18,7 @@ from metamers.null import (
     compute_null,
     default_cache_dir,
 )
-from metamers.null.cache import save_arrays
+from metamers.null.cache import FORMAT_VERSION, save_arrays
 from metamers.null.distribution import _pair_schedule, _source_schedule
 from metamers.stimuli import resolve_stimuli
 from null_fixtures import split_model
@@ -274,7 +274,9 @@ def test_load_refuses_another_format_version(model, photos, tmp_path, monkeypatc
     monkeypatch.setattr("metamers.null.cache.FORMAT_VERSION", 1)
     path = null.save(tmp_path / "old.npz")
     monkeypatch.undo()
-    with pytest.raises(NullCacheError, match="stale null file .* format version 1, expected 2"):
+    with pytest.raises(
+        NullCacheError, match=f"stale null file .* format version 1, expected {FORMAT_VERSION}"
+    ):
         NullDistribution.load(path)
 
 
@@ -331,3 +333,42 @@ def test_zero_test_is_recorded_and_described(model, photos, tmp_path):
     # post-ReLU activations: the two zero tests agree
     plain = quiet_null(model, [LAYER], photos, 20, use_cache=False)
     np.testing.assert_array_equal(plain.values["spearman"], null.values["spearman"])
+
+
+@pytest.mark.parametrize("pairs_per_view", [8, 1])
+def test_a_smaller_null_is_the_first_pairs_of_a_larger_one(model, photos, pairs_per_view):
+    kwargs = {"seed": 3, "pairs_per_view": pairs_per_view, "use_cache": False}
+    small = quiet_null(model, [LAYER, "logits"], photos, 300, **kwargs)
+    large = quiet_null(model, [LAYER, "logits"], photos, 1000, **kwargs)
+    for metric in small.metrics:  # 300 is not a whole number of batches of either pairing
+        np.testing.assert_array_equal(small.values[metric], large.values[metric][:300])
+    for name in ("first", "second", "first_view", "second_view"):
+        np.testing.assert_array_equal(getattr(small, name), getattr(large, name)[:300])
+
+
+@pytest.mark.parametrize("pairs_per_view", [8, 1])
+def test_a_cached_larger_null_serves_a_smaller_request(photos, tmp_path, pairs_per_view):
+    model = split_model()
+    settings = {"seed": 3, "pairs_per_view": pairs_per_view}
+    large = quiet_null(model, [LAYER, "logits"], photos, 1000, cache_dir=tmp_path, **settings)
+    fresh = quiet_null(model, [LAYER, "logits"], photos, 300, use_cache=False, **settings)
+
+    def refuse(*_):
+        raise AssertionError("the model ran: the cached larger null was not used")
+
+    model.net.register_forward_pre_hook(refuse)
+    served = quiet_null(model, ["logits", LAYER], photos, 300, cache_dir=tmp_path, **settings)
+    assert served.from_cache and served.path == large.path
+    assert served.n_pairs == 300 and served.key == fresh.key and served.key["n_pairs"] == 300
+    assert served.layers == ("logits", LAYER)
+    for metric in fresh.metrics:
+        for layer in fresh.layers:
+            np.testing.assert_array_equal(served.column(layer, metric), fresh.column(layer, metric))
+    for name in ("first", "second", "first_view", "second_view"):
+        np.testing.assert_array_equal(getattr(served, name), getattr(fresh, name))
+    assert served.n_views == fresh.n_views and served.describe() == fresh.describe()
+    assert len(list(tmp_path.glob("*.npz"))) == 1  # nothing new written
+    with pytest.raises(AssertionError, match="the model ran"):  # another seed is not served
+        quiet_null(model, [LAYER, "logits"], photos, 300, cache_dir=tmp_path, seed=4)
+    with pytest.raises(AssertionError, match="the model ran"):  # nor a larger request
+        quiet_null(model, [LAYER, "logits"], photos, 1001, cache_dir=tmp_path, **settings)

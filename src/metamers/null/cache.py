@@ -13,6 +13,11 @@ of pairs, seed, sampling settings and zero test. The file name carries a hash
 of the key *without* the format version, so a file written by an older format
 under the same key is found, recognised as stale and recomputed (or refused)
 instead of silently ignored.
+
+A null of ``N`` pairs is the first ``N`` pairs of a larger null computed under
+the same key otherwise (sampling is prefix-consistent), so a request with no
+file of its own is served from the smallest larger one
+(:func:`find_larger`).
 """
 
 from __future__ import annotations
@@ -29,11 +34,14 @@ import numpy as np
 from metamers.errors import MetamersError
 from metamers.io import atomic_path
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bump when the stored arrays or the metric definitions change.
 
 2: per-pair view indices (``first_view``, ``second_view``), ``pairs_per_view``
 and ``zero_test`` in the metadata; written by ``NullDistribution.save``.
+3: prefix-consistent sampling (every batch draws its full set of pairs, the
+last batch is cut), so an ``N``-pair null is the first ``N`` pairs of a larger
+one; the last batch's pairs differ from version 2.
 """
 
 STALE_POLICIES = ("recompute", "raise")
@@ -90,8 +98,57 @@ def cache_path(cache_dir: Path, model_name: str, key: dict) -> Path:
     key
         Everything the null depends on (see :func:`key_hash`).
     """
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name).strip("_") or "model"
-    return cache_dir / f"{safe}-{key_hash(key)}.npz"
+    return cache_dir / f"{_safe_name(model_name)}-{key_hash(key)}.npz"
+
+
+def _safe_name(model_name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name).strip("_") or "model"
+
+
+def find_larger(cache_dir: Path, model_name: str, key: dict) -> Path | None:
+    """The cache file of the smallest null whose key is ``key`` with a larger ``n_pairs``.
+
+    Its first ``key["n_pairs"]`` pairs are the null ``key`` asks for. Only files
+    of the current format version count; unreadable files are skipped.
+
+    Parameters
+    ----------
+    cache_dir
+        The cache folder.
+    model_name
+        The model's name (the files' name prefix).
+    key
+        The requested key (see :func:`~metamers.null.distribution.null_key`).
+    """
+    wanted = int(key["n_pairs"])
+    best: tuple[int, Path] | None = None
+    for path in sorted(cache_dir.glob(f"{_safe_name(model_name)}-*.npz")):
+        meta = read_meta(path)
+        other = meta.get("key") if meta is not None else None
+        if meta is None or meta.get("format_version") != FORMAT_VERSION:
+            continue
+        if not isinstance(other, dict) or not isinstance(other.get("n_pairs"), int):
+            continue
+        if other["n_pairs"] > wanted and {**other, "n_pairs": wanted} == key:
+            if best is None or other["n_pairs"] < best[0]:
+                best = (other["n_pairs"], path)
+    return best[1] if best is not None else None
+
+
+def read_meta(path: Path) -> dict | None:
+    """The JSON metadata of a file written by :func:`save_arrays`; ``None`` if unreadable.
+
+    Parameters
+    ----------
+    path
+        The ``.npz`` file (only its ``meta`` entry is read).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def save_arrays(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:

@@ -9,6 +9,11 @@ pairs are formed among the views of a batch, each view serving in about
 ``pairs_per_view`` = 8 pairs; ``pairs_per_view=1`` is the published pairing,
 each pair two fresh views used in no other pair.
 
+Sampling is prefix-consistent: every batch draws its full set of pairs and
+the last batch is cut, so the null of ``N`` pairs is the first ``N`` pairs of
+a larger null with the same seed and settings, and a cached larger null serves
+a smaller request.
+
 The maximum of a null grows with its number of pairs, so every criterion
 built from it reports that number, and the number of distinct stimuli and
 stimulus pairs it rests on.
@@ -39,6 +44,7 @@ from metamers.null.cache import (
     NullCacheError,
     NullCacheWarning,
     cache_path,
+    find_larger,
     load_arrays,
     one_line,
     resolve_cache_dir,
@@ -447,7 +453,11 @@ def compute_null(
     stimuli
         Pool of natural stimuli; at least 2. Pairs always join two different stimuli.
     n_pairs
-        Number of pairs ``N``. The null's maximum grows with ``N``.
+        Number of pairs ``N``. The null's maximum grows with ``N``. The ``N``
+        pairs are the first ``N`` of any larger null under the same settings,
+        so when the cache holds no ``N``-pair null but a larger one, its first
+        ``N`` pairs are returned (``from_cache``; ``key`` and ``n_pairs`` are
+        this request's, ``path`` the larger null's file).
     seed
         Seed of the view sources, augmentation and pairing.
     augmentation
@@ -498,6 +508,8 @@ def compute_null(
     )
     path = cache_path(resolve_cache_dir(cache_dir), model.name, key) if use_cache else None
     null = _read_cache(path, key, layers, on_stale) if path is not None else None
+    if null is None and path is not None and not path.exists():
+        null = _read_larger(path.parent, model.name, key, layers)
     if null is None:
         null = _sample_null(
             model,
@@ -581,10 +593,13 @@ def _sample_null(
         batch_seed = np.random.SeedSequence([seed, 1, batch_index])
         rng = np.random.default_rng(batch_seed)
         if fresh is not None:
-            source, i, j = _fresh_pairs(fresh, min(batch_size // 2, n_pairs - done))
+            source, i, j = _fresh_pairs(fresh, batch_size // 2)
         else:
             source = _batch_sources(sources, batch_size, rng)
-            i, j = _pick_pairs(source, min(per_batch, n_pairs - done), rng)
+            i, j = _pick_pairs(source, per_batch, rng)
+        # Every batch draws (and runs) its full set of pairs and the last one is cut,
+        # so the first N pairs of a larger null are the N-pair null, bit for bit.
+        i, j = i[: n_pairs - done], j[: n_pairs - done]
         view_seeds = batch_seed.generate_state(source.size, dtype=np.uint64) >> np.uint64(1)
         views = torch.stack([loader(int(s), int(v)) for s, v in zip(source, view_seeds)])
         with torch.inference_mode():
@@ -598,7 +613,7 @@ def _sample_null(
         first_view[done : done + len(i)] = n_views + i
         second_view[done : done + len(i)] = n_views + j
         done += len(i)
-        n_views += source.size
+        n_views += 2 * len(i) if fresh is not None else source.size
         batch_index += 1
         if progress is not None:
             progress(done, n_pairs)
@@ -746,6 +761,63 @@ def _read_cache(path: Path, key: dict, layers: list[str], on_stale: str) -> Null
         return None
     null._with_layer_order(layers)
     return null
+
+
+def _read_larger(
+    cache_dir: Path, model_name: str, key: dict, layers: list[str]
+) -> NullDistribution | None:
+    """The first ``key["n_pairs"]`` pairs of a cached larger null under the same key, if any."""
+    path = find_larger(cache_dir, model_name, key) if cache_dir.is_dir() else None
+    if path is None:
+        return None
+    try:
+        larger = _load_null(path, "null cache file")
+    except NullCacheError:
+        return None  # an unreadable larger file is not this request's business
+    if {**larger.key, "n_pairs": key["n_pairs"]} != key or larger.n_pairs <= key["n_pairs"]:
+        return None
+    null = _first_pairs(larger, int(key["n_pairs"]), int(key["batch_size"]))
+    null.key = key
+    null._with_layer_order(layers)
+    return null
+
+
+def _first_pairs(null: NullDistribution, n_pairs: int, batch_size: int) -> NullDistribution:
+    """The null of the first ``n_pairs`` pairs of ``null`` (sampled with ``batch_size``).
+
+    What :func:`_sample_null` returns for ``n_pairs``: the values and indices of
+    the first pairs, and the views of the batches they were drawn from.
+    """
+    first_view, second_view = null.first_view, null.second_view
+    if first_view is not None and second_view is not None:
+        first_view, second_view = first_view[:n_pairs], second_view[:n_pairs]
+    if null.pairs_per_view == 1:
+        n_views = 2 * n_pairs
+    elif first_view is not None and second_view is not None:
+        last = int(max(first_view.max(), second_view.max()))
+        n_views = (last // batch_size + 1) * batch_size
+    else:
+        n_views = null.n_views
+    return NullDistribution(
+        model=null.model,
+        model_fingerprint=null.model_fingerprint,
+        layers=null.layers,
+        values={m: v[:n_pairs].copy() for m, v in null.values.items()},
+        first=null.first[:n_pairs].copy(),
+        second=null.second[:n_pairs].copy(),
+        stimulus_ids=null.stimulus_ids,
+        stimuli_spec=null.stimuli_spec,
+        stimuli_fingerprint=null.stimuli_fingerprint,
+        augmentation=dict(null.augmentation),
+        seed=null.seed,
+        n_views=n_views,
+        pairs_per_view=null.pairs_per_view,
+        zero_test=null.zero_test,
+        first_view=None if first_view is None else first_view.copy(),
+        second_view=None if second_view is None else second_view.copy(),
+        path=null.path,
+        from_cache=True,
+    )
 
 
 def _load_null(path: Path, what: str) -> NullDistribution:

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from metamers.errors import ConfigError
+from metamers.null.criterion import DEFAULT_NULL_PAIRS
 from metamers.synthesis.jobs import parse_layer_list
 from metamers.synthesis.settings import PRESETS, SynthesisSettings, get_preset
 
@@ -146,7 +147,7 @@ class NullSection(_Section):
     """Null distributions: similarity of random pairs of natural stimuli, per model and layer."""
 
     enabled: bool = True
-    pairs: int = Field(default=1000, ge=2)
+    pairs: int = Field(default=DEFAULT_NULL_PAIRS, ge=2)
     stimuli: str = "bundled:photos"
 
 

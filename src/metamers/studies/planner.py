@@ -31,10 +31,14 @@ from metamers.studies.tasks import KINDS
 # Bump when a kind's outputs change meaning, so that old results are recomputed.
 KIND_VERSIONS: dict[str, int] = {
     "features": 1,
-    "null": 3,  # 2: tidy null.parquet beside the cache file; 3: self-describing null.npz
+    # null 2: tidy null.parquet beside the cache file; 3: self-describing null.npz;
+    # 4: prefix-consistent sampling (null format version 3)
+    "null": 4,
     "generate": 1,
     "validate": 2,  # 2: one judgement, explicit label space and criterion recorded
-    "evaluate": 2,  # 2: recognition in the study's label space, criterion-aware representation test
+    # evaluate 2: recognition in the study's label space, criterion-aware representation test;
+    # 3: ImageNet class folders labelled by class, targets compared only in their label space
+    "evaluate": 3,
     "compare": 1,
     "report": 1,
 }
