@@ -8,6 +8,7 @@ bundled ImageNet info; the 16 entry-level categories are WordNet-id lists
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from importlib import resources
 
@@ -33,6 +34,64 @@ def imagenet_wnids() -> tuple[str, ...]:
     """The 1000 ImageNet WordNet ids, in index order."""
     info = _imagenet_info()
     return tuple(info.index_to_label_name(i) for i in range(1000))
+
+
+WNID_PATTERN = re.compile(r"n\d{8}")
+"""A WordNet noun id, as ImageNet names its classes (``n07920052``)."""
+
+
+@cache
+def _imagenet_index_by_wnid() -> dict[str, int]:
+    return {wnid: i for i, wnid in enumerate(imagenet_wnids())}
+
+
+@cache
+def _imagenet_indices_by_name() -> dict[str, tuple[int, ...]]:
+    info = _imagenet_info()
+    found: dict[str, set[int]] = {}
+    for i in range(1000):
+        for synonym in info.index_to_description(i).split(","):
+            found.setdefault(_name_key(synonym), set()).add(i)
+    return {name: tuple(sorted(indices)) for name, indices in found.items() if name}
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
+def imagenet_index(label: str) -> int | None:
+    """The ImageNet-1k index named by a WordNet id or a class name; ``None`` if none.
+
+    A class name is any synonym of timm's ImageNet descriptions ("espresso",
+    "tabby", "tabby cat"), matched case-insensitively, with ``_`` read as a space.
+
+    Parameters
+    ----------
+    label
+        A WordNet id (``n07920052``) or a class name.
+
+    Raises
+    ------
+    ValueError
+        ``label`` is a synonym of more than one class (``crane``: the bird and
+        the machine); the message names their WordNet ids.
+
+    Examples
+    --------
+    >>> imagenet_index("n07920052"), imagenet_index("Espresso"), imagenet_index("tabby_cat")
+    (967, 967, 281)
+    >>> imagenet_index("sofa bed") is None
+    True
+    """
+    text = label.strip()
+    if WNID_PATTERN.fullmatch(text):
+        return _imagenet_index_by_wnid().get(text)
+    indices = _imagenet_indices_by_name().get(_name_key(text), ())
+    if len(indices) > 1:
+        wnids = imagenet_wnids()
+        choices = ", ".join(f"{wnids[i]} ({imagenet_class_names()[i]})" for i in indices)
+        raise ValueError(f"ImageNet class name {text!r} is ambiguous: use a WordNet id, {choices}")
+    return indices[0] if indices else None
 
 
 SIXTEEN_WAY_RULES = ("feather2023", "geirhos2021")

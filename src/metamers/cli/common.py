@@ -33,6 +33,12 @@ TrustCode = typer.Option(
 )
 Device = typer.Option(None, "--device", help="torch device (default: cuda if available, else cpu).")
 SkipBad = typer.Option(False, "--skip-bad", help="Skip undecodable stimuli with a warning.")
+LabelsFile = typer.Option(
+    None,
+    "--labels",
+    help="Labels file replacing the stimuli's own labels: a CSV of stimulus,label (an ImageNet "
+    "WordNet id, class name or index) or ImageNet's LOC_val_solution.csv.",
+)
 
 LabelSpaceOption = typer.Option(
     "auto",

@@ -15,6 +15,7 @@ from metamers.cli.common import (
     CriterionOption,
     Device,
     InclusiveOption,
+    LabelsFile,
     LabelSpaceOption,
     QuantileOption,
     RandomWeights,
@@ -74,6 +75,7 @@ def compare_command(
     limit: int = typer.Option(None, "--limit", min=3, help="Only the first N stimuli."),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     skip_bad: bool = SkipBad,
+    labels: str = LabelsFile,
     random_weights: bool = RandomWeights,
     trust_code: bool = TrustCode,
     device: str = Device,
@@ -81,7 +83,7 @@ def compare_command(
     """Similarity matrix of (model, layer) pairs on one stimulus set; prints it, saves it with --out."""
     model_names = split_list(models)
     layer_spec = parse_layers_option(layers, model_names)
-    stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad).limit(limit)
+    stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad, labels=labels, limit=limit)
     started = time.perf_counter()
     with progress_bar() as bar:
         task = bar.add_task("extract", total=len(stimulus_set) * len(model_names))

@@ -11,6 +11,7 @@ from rich.table import Table
 from metamers.cli.app import app
 from metamers.cli.common import (
     Device,
+    LabelsFile,
     RandomWeights,
     SixteenWayRuleOption,
     SkipBad,
@@ -79,6 +80,7 @@ def classify_command(
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N stimuli."),
     skip_bad: bool = SkipBad,
+    labels: str = LabelsFile,
     random_weights: bool = RandomWeights,
     weights: str = Weights,
     trust_code: bool = TrustCode,
@@ -91,7 +93,7 @@ def classify_command(
     sixteen = LabelSpace("16-way", rule) if sixteen_way else None
     if sixteen is not None:
         sixteen.resolved(net.label_space)  # refuses a model that is not an ImageNet classifier
-    stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad).limit(limit)
+    stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad, labels=labels, limit=limit)
     names = net.class_names or tuple(str(i) for i in range(10**6))
     table = Table("stimulus", "label", "prediction (probability)")
     for chunk, x in stimulus_set.batches(net.input_shape, batch_size):
@@ -122,6 +124,7 @@ def extract_command(
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     limit: int = typer.Option(None, "--limit", min=1),
     skip_bad: bool = SkipBad,
+    labels: str = LabelsFile,
     random_weights: bool = RandomWeights,
     weights: str = Weights,
     trust_code: bool = TrustCode,
@@ -132,7 +135,7 @@ def extract_command(
         model, random_weights=random_weights, weights=weights, trust_code=trust_code, device=device
     )
     layer_list = net.check_layers(parse_layer_list(layers))
-    stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad).limit(limit)
+    stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad, labels=labels, limit=limit)
     with progress_bar() as bar:
         task = bar.add_task(f"extract {model}", total=len(stimulus_set))
         path = save_features(

@@ -17,6 +17,7 @@ from metamers.cli.common import (
     CriterionOption,
     Device,
     InclusiveOption,
+    LabelsFile,
     LabelSpaceOption,
     NullPairsOption,
     QuantileOption,
@@ -78,6 +79,7 @@ def null_command(
     seed: int = Seed,
     cache_dir: str = CacheDir,
     batch_size: int = BatchSize,
+    labels: str = LabelsFile,
     random_weights: bool = RandomWeights,
     weights: str = Weights,
     trust_code: bool = TrustCode,
@@ -87,7 +89,7 @@ def null_command(
     net = open_model(
         model, random_weights=random_weights, weights=weights, trust_code=trust_code, device=device
     )
-    pool = resolve_stimuli(stimuli)
+    pool = resolve_stimuli(stimuli, labels=labels)
     with _warnings_to_console(), progress_bar() as progress:
         null = compute_null(
             net,

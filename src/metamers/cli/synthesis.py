@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from metamers.cli.app import app
 from metamers.cli.common import (
     Device,
+    LabelsFile,
     RandomWeights,
     SkipBad,
     TrustCode,
@@ -83,6 +84,7 @@ def generate_command(
     weights: str = Weights,
     trust_code: bool = TrustCode,
     skip_bad: bool = SkipBad,
+    labels: str = LabelsFile,
 ) -> None:
     """Generate metamers; finished ones are skipped and unfinished ones resumed on a re-run.
 
@@ -115,7 +117,7 @@ def generate_command(
         for n in names
     ]
     jobs = parse_layer_jobs(layers, len(nets))
-    stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad)
+    stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad, labels=labels, limit=limit)
     stop = None
     if stop_accepted:
         # A null per model and job layers, built once and then read from the null cache.

@@ -25,7 +25,7 @@ from metamers.io import atomic_path, path_name, write_table
 from metamers.models import PixelModel, load_model
 from metamers.null.criterion import DEFAULT_NULL_PAIRS, NullCriterion
 from metamers.null.distribution import compute_null
-from metamers.stimuli import resolve_stimuli
+from metamers.stimuli import Target, resolve_stimuli
 from metamers.synthesis.jobs import LayerJob
 from metamers.synthesis.results import MetamerResult
 from metamers.validation import (
@@ -93,20 +93,46 @@ def accepted_results(
     return [r for r, ok in zip(results, mask, strict=True) if ok]
 
 
-def stimulus_targets(results: Sequence[MetamerResult]) -> dict[str, int | None]:
-    """True label of each reference, as recorded at generation time.
+_UNRECORDED_LABEL_SPACES = {"bundled:photos": "imagenet", "bundled:mnist": "mnist"}
+"""Label spaces of records written before the label space was recorded with the target.
+
+Then only the built-in sets and class folders (``"folders"``, alphabetical
+positions) gave targets.
+"""
+
+
+def stimulus_targets(results: Sequence[MetamerResult]) -> dict[str, Target | None]:
+    """True label of each reference and its label space, as recorded at generation time.
 
     Parameters
     ----------
     results
-        The metamers of a generate folder; each records its stimulus settings.
+        The metamers of a generate folder; each records its stimulus settings
+        (``record.json``: ``stimulus.target`` and ``stimulus.label_space``).
 
     Returns
     -------
     dict
-        ``{stimulus_id: target}``; ``None`` where no target was recorded.
+        ``{stimulus_id: Target(index, label_space)}``; ``None`` where no target
+        was recorded. Records without a label space (older folders) get
+        the built-in set's, or ``"folders"`` for other sets.
     """
-    return {r.stimulus_id: r.settings.get("stimulus", {}).get("target") for r in results}
+    targets: dict[str, Target | None] = {}
+    for result in results:
+        stimulus = result.settings.get("stimulus", {})
+        target = stimulus.get("target")
+        if target is None:
+            targets[result.stimulus_id] = None
+            continue
+        if "label_space" in stimulus:
+            space = stimulus["label_space"]
+        else:
+            spec = str(stimulus.get("set", ""))
+            space = _UNRECORDED_LABEL_SPACES.get(
+                spec, None if spec.startswith("bundled:") else "folders"
+            )
+        targets[result.stimulus_id] = Target(int(target), space)
+    return targets
 
 
 def evaluate_directory(

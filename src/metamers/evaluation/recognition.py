@@ -9,7 +9,8 @@ bootstrap over stimuli.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,20 +18,50 @@ import torch
 
 from metamers.decisions import LabelSpace, classify
 from metamers.models import PixelModel
+from metamers.stimuli import Target
 from metamers.synthesis.results import MetamerResult
 
 
 def _true_targets(
     results: Sequence[MetamerResult],
-    targets: dict[str, int | None],
+    targets: Mapping[str, Target | int | None],
     observer: PixelModel,
     labels: LabelSpace,
 ) -> np.ndarray:
-    """True labels (given in the observer's own classes) mapped into ``labels``; NaN if none."""
+    """True labels mapped into ``labels``; NaN where none, or where not in the observer's classes.
+
+    A :class:`~metamers.stimuli.Target` counts only for an observer of its label
+    space: a labelled stimulus the observer cannot be compared with is NaN, with
+    a warning naming the stimuli when the observer's label space is known
+    (``"folders"`` targets for an ``"imagenet"`` observer). A plain ``int`` is
+    taken to be in the observer's own classes.
+    """
     values = []
+    foreign: dict[str | None, list[str]] = {}
     for result in results:
-        target = labels.target(observer, targets.get(result.stimulus_id))
-        values.append(np.nan if target is None else float(target))
+        target = targets.get(result.stimulus_id)
+        if isinstance(target, Target):
+            if target.label_space != observer.label_space or observer.label_space is None:
+                if observer.label_space is not None:
+                    foreign.setdefault(target.label_space, []).append(result.stimulus_id)
+                values.append(np.nan)
+                continue
+            target = target.index
+        mapped = labels.target(observer, None if target is None else int(target))
+        values.append(np.nan if mapped is None else float(mapped))
+    for space, ids in foreign.items():
+        ids = list(dict.fromkeys(ids))
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        where = f"label space {space!r}" if space else "a label space not recorded"
+        count = f"{len(ids)} stimul{'us is' if len(ids) == 1 else 'i are'}"
+        warnings.warn(
+            f"observer {observer.name} decides in label space {observer.label_space!r} but "
+            f"{count} labelled in {where} ({shown}); their correct_vs_label is NaN. "
+            "Label them in the observer's space "
+            "(ImageNet WordNet-id or class-name folders, or a labels file: --labels FILE)",
+            UserWarning,
+            stacklevel=3,
+        )
     return np.asarray(values)
 
 
@@ -39,7 +70,7 @@ def recognition_table(
     observers: Sequence[PixelModel],
     generators: dict[str, PixelModel] | None = None,
     *,
-    targets: dict[str, int | None] | None = None,
+    targets: Mapping[str, Target | int | None] | None = None,
     labels: LabelSpace | None = None,
 ) -> pd.DataFrame:
     """One row per metamer × observer: decisions and whether they are correct.
@@ -54,8 +85,10 @@ def recognition_table(
         Generating models by name, to label the references (single-model metamers);
         when missing, ``correct_vs_generator`` is NaN.
     targets
-        True label (ImageNet index, or the set's class index) per stimulus id,
-        in the observers' own classes.
+        True label per stimulus id: a :class:`~metamers.stimuli.Target` (index
+        and label space, e.g. ``StimulusSet.targets()``), compared only by
+        observers of that label space (others get NaN, with a warning when
+        their label space is known), or an ``int`` in the observers' own classes.
     labels
         The label space of every decision (default ``LabelSpace()``: 16-way
         for ImageNet observers, as published; each model's own classes otherwise).

@@ -4,6 +4,8 @@ from metamers.stimuli.images import fit_image, load_image, match_channels
 from metamers.stimuli.sets import (
     Stimulus,
     StimulusSet,
+    Target,
+    apply_labels,
     bundled_names,
     register_bundled,
     resolve_stimuli,
@@ -12,6 +14,8 @@ from metamers.stimuli.sets import (
 __all__ = [
     "Stimulus",
     "StimulusSet",
+    "Target",
+    "apply_labels",
     "bundled_names",
     "fit_image",
     "load_image",

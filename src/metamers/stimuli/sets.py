@@ -3,6 +3,14 @@
 A *spec* names a set: ``bundled:photos``, a folder (optionally with one
 sub-folder per class), a single file, or a comma-separated list of files.
 
+Class sub-folders named by ImageNet WordNet ids (``n07920052/``, the layout of
+ImageNet validation sets) or ImageNet class names (``espresso/``) label their
+stimuli with ImageNet indices (``label_space="imagenet"``); sub-folders named
+by integers (``0/`` ... ``9/``) with those integers, and other names with
+their alphabetical position (both ``label_space="folders"``). A labels file
+(:func:`apply_labels`, ``resolve_stimuli(spec, labels=PATH)``) sets the
+labels of any set.
+
 The built-in ``bundled:`` sets (``photos`` from :mod:`metamers.stimuli.bundled`,
 ``mnist`` from :mod:`metamers.stimuli.mnist`) are registered when this module
 is imported, before any of yours (:func:`register_bundled`), which cannot take
@@ -13,17 +21,20 @@ one.
 from __future__ import annotations
 
 import hashlib
+import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from metamers.errors import StimulusError
 from metamers.stimuli.bundled import load_packaged, photo_records
 from metamers.stimuli.images import IMAGE_SUFFIXES, fit_image, load_image
+from metamers.stimuli.labels_file import file_labels
 from metamers.stimuli.mnist import held_out_records, load_digit
 
 
@@ -49,6 +60,17 @@ class Stimulus:
     target: int | None = None
 
 
+class Target(NamedTuple):
+    """A stimulus's true label and the label space its index is in.
+
+    Evaluation compares ``index`` with a model's decision only when
+    ``label_space`` is the model's own (e.g. both ``"imagenet"``).
+    """
+
+    index: int
+    label_space: str | None
+
+
 @dataclass
 class StimulusSet(Sequence[Stimulus]):
     """An ordered, named collection of stimuli and the means to load them.
@@ -67,6 +89,9 @@ class StimulusSet(Sequence[Stimulus]):
         ``"mnist"``, ... or ``None``.
     modality
         ``"image"`` or ``"audio"``.
+    labels_file
+        The labels file applied to the set (its labels replace the spec's),
+        or ``None``.
     """
 
     spec: str
@@ -74,6 +99,7 @@ class StimulusSet(Sequence[Stimulus]):
     loader: Callable[[Stimulus], torch.Tensor]
     label_space: str | None = None
     modality: str = "image"
+    labels_file: str | None = None
     skip_bad: bool = False
     _bad: set[str] = field(default_factory=set, repr=False)
 
@@ -120,9 +146,23 @@ class StimulusSet(Sequence[Stimulus]):
         return replace(self, stimuli=[by_id[i] for i in ids])
 
     def fingerprint(self) -> str:
-        """A short hash of the set's identity (spec, ids, sources), for cache keys."""
-        text = "\n".join([self.spec, *(f"{s.id}\t{s.source}" for s in self.stimuli)])
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """A short hash of the set's identity (spec, ids, sources), for cache keys.
+
+        With a labels file, its labels are part of the identity too: other
+        labels give another fingerprint.
+        """
+        lines = [self.spec, *(f"{s.id}\t{s.source}" for s in self.stimuli)]
+        if self.labels_file is not None:
+            lines.append(f"labels\t{self.label_space}")
+            lines += [f"{s.id}\t{s.target}\t{s.label}" for s in self.stimuli]
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+    def targets(self) -> dict[str, Target | None]:
+        """Each stimulus's true label with the set's label space (``None`` where unlabelled)."""
+        return {
+            s.id: None if s.target is None else Target(s.target, self.label_space)
+            for s in self.stimuli
+        }
 
     def load_raw(self, stimulus: Stimulus) -> torch.Tensor:
         """Load one stimulus as its raw tensor (no resizing).
@@ -269,7 +309,14 @@ def bundled_names() -> list[str]:
     return sorted(_BUILTIN_SETS | _USER_SETS)
 
 
-def resolve_stimuli(spec: str, *, skip_bad: bool = False) -> StimulusSet:
+def resolve_stimuli(
+    spec: str,
+    *,
+    skip_bad: bool = False,
+    labels: str | Path | None = None,
+    ids: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> StimulusSet:
     """Resolve a stimulus spec string to a :class:`StimulusSet`.
 
     Parameters
@@ -278,11 +325,19 @@ def resolve_stimuli(spec: str, *, skip_bad: bool = False) -> StimulusSet:
         ``bundled:NAME``, a folder, an image file, or comma-separated files.
     skip_bad
         Skip undecodable files with a warning instead of failing.
+    labels
+        A labels file (CSV of stimulus → label, see :func:`apply_labels`) whose labels replace
+        the spec's; the folder's own names are then not read as labels.
+    ids, limit
+        Keep only these stimuli (:meth:`StimulusSet.select`), then only the
+        first ``limit``; the labels file needs rows only for those kept.
 
     Raises
     ------
     StimulusError
-        Unknown bundled name, missing path, or a set with no stimuli.
+        Unknown bundled name, missing path, a set with no stimuli, class
+        sub-folders of which only some name ImageNet classes, an unknown id,
+        or a labels file that cannot be read or does not label every stimulus kept.
     """
     spec = spec.strip()
     if spec.startswith("bundled:"):
@@ -296,13 +351,53 @@ def resolve_stimuli(spec: str, *, skip_bad: bool = False) -> StimulusSet:
     else:
         paths = [Path(p.strip()) for p in spec.split(",") if p.strip()]
         if len(paths) == 1 and paths[0].is_dir():
-            result = _folder_set(spec, paths[0])
+            result = _folder_set(spec, paths[0], folder_labels=labels is None)
         else:
             result = _file_list_set(spec, paths)
     if not len(result):
         raise StimulusError(f"stimulus set {spec!r} is empty")
+    if ids is not None:
+        result = result.select(ids)
+    result = result.limit(limit)
+    if labels is not None:
+        result = apply_labels(result, labels)
     result.skip_bad = skip_bad
     return result
+
+
+def apply_labels(stimuli: StimulusSet, path: str | Path) -> StimulusSet:
+    """The set with every stimulus labelled from a labels file.
+
+    The file is a CSV of stimulus → label: ``stimulus,label`` (an ImageNet
+    WordNet id, class name or index) or ImageNet's ``LOC_val_solution.csv``;
+    see :mod:`metamers.stimuli.labels_file` for both layouts.
+
+    Parameters
+    ----------
+    stimuli
+        Any stimulus set; its own labels are replaced.
+    path
+        The labels file.
+
+    Returns
+    -------
+    StimulusSet
+        A copy with each stimulus's ``label`` and ``target`` from the file,
+        ``label_space`` the file's (``"imagenet"`` unless it declares another)
+        and ``labels_file`` set, so that the fingerprint follows the labels.
+
+    Raises
+    ------
+    StimulusError
+        The file is missing or unreadable, a stimulus has no row, or a label
+        names no class of the label space (the message names the stimuli).
+    """
+    space, labels = file_labels(stimuli.stimuli, path)
+    labelled = [
+        replace(s, target=target, label=label)
+        for s, (target, label) in zip(stimuli.stimuli, labels, strict=True)
+    ]
+    return replace(stimuli, stimuli=labelled, label_space=space, labels_file=str(path))
 
 
 def _load_path(stimulus: Stimulus) -> torch.Tensor:
@@ -324,21 +419,27 @@ def _unique_id(stem: str, index: int, paths: list[Path]) -> str:
     return stem if clashes == 1 else f"{stem}-{index}"
 
 
-def _folder_set(spec: str, folder: Path) -> StimulusSet:
+def _folder_set(spec: str, folder: Path, *, folder_labels: bool = True) -> StimulusSet:
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     stimuli: list[Stimulus] = []
     if classes:
-        for target, class_dir in enumerate(classes):
+        names = [c.name for c in classes]
+        space, targets, labels = (
+            folder_class_labels(names, folder)
+            if folder_labels
+            else ("folders", list(range(len(names))), names)
+        )
+        for class_dir, target, label in zip(classes, targets, labels, strict=True):
             for path in _images_in(class_dir):
                 stimuli.append(
                     Stimulus(
                         id=f"{class_dir.name}/{path.stem}",
                         source=str(path),
-                        label=class_dir.name,
+                        label=label,
                         target=target,
                     )
                 )
-        return StimulusSet(spec=spec, stimuli=stimuli, loader=_load_path, label_space="folders")
+        return StimulusSet(spec=spec, stimuli=stimuli, loader=_load_path, label_space=space)
     stimuli = [Stimulus(id=p.stem, source=str(p)) for p in _images_in(folder)]
     return StimulusSet(spec=spec, stimuli=stimuli, loader=_load_path)
 
@@ -349,3 +450,57 @@ def _images_in(folder: Path) -> list[Path]:
         for p in folder.iterdir()
         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
     )
+
+
+def folder_class_labels(
+    names: Sequence[str], folder: Path | str = ""
+) -> tuple[str, list[int], list[str]]:
+    """The label space, targets and labels of class sub-folders named ``names``.
+
+    Every name an ImageNet WordNet id or class name (any synonym,
+    case-insensitive, ``_`` as a space): ``"imagenet"``, ImageNet indices and
+    class names. Every name an integer: ``"folders"``, those integers and the
+    names. Otherwise ``"folders"``, alphabetical positions and the names.
+
+    Parameters
+    ----------
+    names
+        Sub-folder names, in alphabetical order.
+    folder
+        The folder holding them (named in errors).
+
+    Raises
+    ------
+    StimulusError
+        Some names map to ImageNet classes and others do not (the error names
+        the unmapped ones), or a name is ambiguous among ImageNet classes.
+    """
+    if all(_INTEGER.fullmatch(n) for n in names):
+        return "folders", [int(n) for n in names], list(names)
+    from metamers.labels import imagenet_class_names, imagenet_index
+
+    try:
+        indices = {n: imagenet_index(n) for n in names}
+    except ValueError as exc:
+        raise StimulusError(f"{folder}: {exc}") from None
+    unmapped = [n for n in names if indices[n] is None]
+    if len(unmapped) == len(names):
+        return "folders", list(range(len(names))), list(names)
+    if unmapped:
+        mapped = [n for n in names if indices[n] is not None]
+        raise StimulusError(
+            f"{folder}: sub-folders {_few(mapped)} name ImageNet classes but {_few(unmapped)} "
+            "do not; name every class folder by an ImageNet WordNet id (n07920052) or class "
+            "name, or give a labels file (--labels FILE)"
+        )
+    class_names = imagenet_class_names()
+    targets = [int(indices[n]) for n in names]  # type: ignore[arg-type]
+    return "imagenet", targets, [class_names[t] for t in targets]
+
+
+_INTEGER = re.compile(r"[0-9]+")
+
+
+def _few(names: Sequence[str], shown: int = 5) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more

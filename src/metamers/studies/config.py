@@ -95,9 +95,15 @@ class ModelsSection(_Section):
 
 
 class StimuliSection(_Section):
-    """The reference stimuli: a spec string, optionally limited or picked by id."""
+    """The reference stimuli: a spec string, optionally limited or picked by id.
+
+    ``labels`` names a labels file (CSV of stimulus → label, e.g. ImageNet's
+    ``LOC_val_solution.csv``; see :func:`metamers.stimuli.apply_labels`) whose
+    labels replace the spec's; a relative path is relative to the YAML file.
+    """
 
     spec: str = "bundled:photos"
+    labels: str | None = None
     limit: int | None = Field(default=None, ge=1)
     ids: list[str] | None = None
     chunk: int = Field(default=4, ge=1, description="Stimuli per metamer-generation task.")
@@ -402,7 +408,10 @@ def _resolve_paths(config: StudyConfig, base_dir: Path) -> StudyConfig:
         observers=[model(m) for m in config.models.observers],
     )
     stimuli = config.stimuli.model_copy(
-        update={"spec": _resolve_spec(config.stimuli.spec, base_dir)}
+        update={
+            "spec": _resolve_spec(config.stimuli.spec, base_dir),
+            "labels": config.stimuli.labels and _resolve(config.stimuli.labels, base_dir),
+        }
     )
     null = config.null.model_copy(update={"stimuli": _resolve_spec(config.null.stimuli, base_dir)})
     return config.model_copy(update={"models": models, "stimuli": stimuli, "null": null})

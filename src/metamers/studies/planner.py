@@ -247,10 +247,10 @@ def reference_stimuli(study: StudyConfig) -> StimulusSet:
     StimulusError
         The spec cannot be resolved, or an id is not in the set.
     """
-    stimuli = resolve_stimuli(study.stimuli.spec)
-    if study.stimuli.ids is not None:
-        stimuli = stimuli.select(study.stimuli.ids)
-    return stimuli.limit(study.stimuli.limit)
+    section = study.stimuli
+    return resolve_stimuli(
+        section.spec, labels=section.labels, ids=section.ids, limit=section.limit
+    )
 
 
 def stimulus_settings(stimuli: StimulusSet) -> dict[str, Any]:
@@ -264,9 +264,13 @@ def stimulus_settings(stimuli: StimulusSet) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"spec", "ids", "fingerprint"}``, JSON-serialisable.
+        ``{"spec", "ids", "fingerprint"}``, and ``"labels"`` (the labels file)
+        when one labels the set; JSON-serialisable.
     """
-    return {"spec": stimuli.spec, "ids": stimuli.ids, "fingerprint": stimuli.fingerprint()}
+    settings = {"spec": stimuli.spec, "ids": stimuli.ids, "fingerprint": stimuli.fingerprint()}
+    if stimuli.labels_file is not None:  # its labels are in the fingerprint too
+        settings["labels"] = stimuli.labels_file
+    return settings
 
 
 def _plan_features(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> dict[str, str]:

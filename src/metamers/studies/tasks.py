@@ -132,7 +132,8 @@ class TaskKind:
 def load_stimulus_set(settings: dict[str, Any]) -> StimulusSet:
     """Resolve the stimuli a task's settings describe and check they are the planned ones.
 
-    ``settings`` holds ``spec``, ``ids`` and the planner's ``fingerprint``.
+    ``settings`` holds ``spec``, ``ids``, the planner's ``fingerprint`` and,
+    when a labels file labels the set, ``labels``.
 
     Parameters
     ----------
@@ -146,7 +147,7 @@ def load_stimulus_set(settings: dict[str, Any]) -> StimulusSet:
         The spec cannot be resolved, an id is missing, or the stimuli changed
         since planning (other fingerprint).
     """
-    stimuli = resolve_stimuli(settings["spec"]).select(settings["ids"])
+    stimuli = resolve_stimuli(settings["spec"], labels=settings.get("labels"), ids=settings["ids"])
     if stimuli.fingerprint() != settings["fingerprint"]:
         raise StimulusError(
             f"stimuli of {settings['spec']} changed since the study was planned; re-run the study"
@@ -362,12 +363,11 @@ def _run_evaluate(ctx: TaskContext) -> dict[str, Any]:
     for ref in ctx.inputs_of("null"):
         nulls[observer.name] = load_null(ref, observer)
     stimuli = load_stimulus_set(settings["stimuli"])
-    same_labels = stimuli.label_space is not None and stimuli.label_space == observer.label_space
     evaluated = evaluate_transfer(
         results,
         [observer],
         generators=generators,
-        targets={s.id: s.target for s in stimuli} if same_labels else None,
+        targets=stimuli.targets(),  # compared only in the observer's label space
         nulls=nulls or None,
         observer_layers={observer.name: list(settings["layers"])},
         labels=_label_space(settings),

@@ -610,6 +610,8 @@ class _BatchRunner:
                 "source": stimulus.source,
                 "label": stimulus.label,
                 "target": stimulus.target,
+                "label_space": self.stimuli.label_space,
+                "labels_file": self.stimuli.labels_file,
                 "set": self.stimuli.spec,
             },
             "reference_digest": self.digests[i],
