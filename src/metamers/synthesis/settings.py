@@ -1,7 +1,10 @@
 """Synthesis settings and the named presets (``feather2023``, ``fast``).
 
 A preset is a :class:`SynthesisSettings` instance; every field can be
-overridden (``get_preset("fast", lr=0.02)``). The settings are what a run's
+overridden (``get_preset("fast", lr=0.02)``). Changing a preset's optimiser
+without giving ``lr`` also takes that optimiser's own measured step size
+(:data:`OPTIMIZER_LR`), since step sizes do not carry over between optimisers.
+Every numeric setting is checked for finiteness and range. The settings are what a run's
 output folder is keyed on, so two runs with equal settings give equal metamers.
 """
 
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -18,6 +21,7 @@ from metamers.errors import ConfigError
 Objective = Literal["normalized_l2", "mse", "cosine"]
 OptimizerName = Literal["normalized_gradient", "sgd", "adam", "lbfgs"]
 ScheduleName = Literal["halving", "cosine", "plateau", "constant"]
+Beta = Annotated[float, Field(ge=0, lt=1)]
 InitName = Literal[
     "noise", "uniform", "constant", "pink", "reference_noise", "stimulus", "blur", "downsample"
 ]
@@ -36,7 +40,9 @@ class SynthesisSettings(BaseModel):
         ``normalized_gradient`` (published: each item's update has L2 norm
         ``lr``), ``sgd`` (with ``momentum``), ``adam`` or ``lbfgs`` (no line search).
     lr
-        Initial step size (the update norm for ``normalized_gradient``).
+        Initial step size (the update norm for ``normalized_gradient``). When a
+        preset's optimiser is changed without an ``lr``, the optimiser's own
+        default (:data:`OPTIMIZER_LR`).
     schedule
         ``halving`` (published: ``lr * 0.5**(step // halving_every)``),
         ``cosine`` (to ``lr * lr_min_factor`` at ``max_steps``), ``plateau``
@@ -74,13 +80,13 @@ class SynthesisSettings(BaseModel):
         Ensemble weight per model (default: equal weights of 1).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     objective: Objective = "normalized_l2"
     optimizer: OptimizerName = "adam"
     lr: float = Field(0.02, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[Beta, Beta] = (0.9, 0.999)
     lbfgs_history: int = Field(10, ge=1)
     schedule: ScheduleName = "cosine"
     max_steps: int = Field(300, ge=0)
@@ -91,7 +97,7 @@ class SynthesisSettings(BaseModel):
     plateau_tol: float = Field(1e-3, ge=0)
     init: InitName = "noise"
     init_mean: float | None = None
-    init_std: float | None = None
+    init_std: float | None = Field(None, ge=0)
     init_value: float | None = None
     init_snr_db: float = 10.0
     init_sigma: float = Field(4.0, gt=0)
@@ -100,19 +106,21 @@ class SynthesisSettings(BaseModel):
     range_mode: Literal["clamp", "penalty"] = "clamp"
     range_penalty: float = Field(10.0, ge=0)
     fake_relu: Literal["auto", "on", "off"] = "auto"
-    loss_threshold: float | None = None
+    loss_threshold: float | None = Field(None, ge=0)
     stop_plateau_steps: int | None = Field(None, ge=1)
     stop_plateau_tol: float = Field(1e-3, ge=0)
     stop_check_every: int = Field(50, ge=1)
     max_failures: int = Field(4, ge=0)
     checkpoint_every: int = Field(200, ge=1)
     amp: bool = False
-    model_weights: tuple[float, ...] | None = None
+    model_weights: tuple[Annotated[float, Field(ge=0)], ...] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> SynthesisSettings:
         if self.init == "stimulus" and not self.init_source:
             raise ValueError("init='stimulus' needs init_source (an image or waveform file)")
+        if self.model_weights is not None and not any(w > 0 for w in self.model_weights):
+            raise ValueError("model_weights: at least one weight must be positive")
         return self
 
     def digest(self) -> str:
@@ -153,6 +161,22 @@ Adam 0.03 with a short second-moment memory (beta2 0.9) and cosine decay over
 
 PRESETS: dict[str, SynthesisSettings] = {"feather2023": FEATHER2023, "fast": FAST}
 
+OPTIMIZER_LR: dict[str, float] = {
+    "adam": FAST.lr,
+    "sgd": 10.0,
+    "normalized_gradient": 3.0,
+    "lbfgs": 1.0,
+}
+"""Each optimiser's default step size, taken when a preset's optimiser is changed
+without an ``lr`` (``get_preset("fast", optimizer="sgd")`` runs SGD at 10, not
+Adam's 0.03). Measured: the step size at which each falls fastest in 200 steps
+of the ``fast`` schedule on a tiny random conv net, the MNIST CNN and
+EfficientNet-Lite0 (a value within 1.5x of the best fall on each; Adam keeps the
+``fast`` preset's 0.03, chosen on Lite0). See docs/synthesis.md; re-run with
+``python bench/optimizer_step_sizes.py``. A preset keeps its own ``lr`` for its
+own optimiser (``feather2023``: normalised gradient at 1.0, halved every 3,000
+steps)."""
+
 
 def get_preset(name: str = "fast", **overrides: object) -> SynthesisSettings:
     """A named preset with some settings overridden.
@@ -162,12 +186,14 @@ def get_preset(name: str = "fast", **overrides: object) -> SynthesisSettings:
     name
         ``fast`` or ``feather2023``.
     **overrides
-        Any :class:`SynthesisSettings` field; ``None`` values are ignored.
+        Any :class:`SynthesisSettings` field; ``None`` values are ignored. An
+        ``optimizer`` other than the preset's, without ``lr``, brings its own
+        step size (:data:`OPTIMIZER_LR`).
 
     Raises
     ------
     ConfigError
-        Unknown preset or an invalid setting.
+        Unknown preset or an invalid setting (one line naming the setting).
     """
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
@@ -176,6 +202,9 @@ def get_preset(name: str = "fast", **overrides: object) -> SynthesisSettings:
 
 def with_overrides(settings: SynthesisSettings, **overrides: object) -> SynthesisSettings:
     """Return ``settings`` with the non-``None`` ``overrides`` applied and validated.
+
+    A changed ``optimizer`` without an ``lr`` takes that optimiser's default step
+    size (:data:`OPTIMIZER_LR`) instead of keeping the step size of the old one.
 
     Parameters
     ----------
@@ -187,13 +216,21 @@ def with_overrides(settings: SynthesisSettings, **overrides: object) -> Synthesi
     Raises
     ------
     ConfigError
-        An invalid value (the first problem, on one line).
+        An invalid value: unknown, of the wrong type, not finite or out of range
+        (the first problem, on one line naming the setting and the value given).
     """
-    values = settings.model_dump()
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values = settings.model_dump() | given
+    optimizer = given.get("optimizer", settings.optimizer)
+    if "lr" not in given and optimizer != settings.optimizer and optimizer in OPTIMIZER_LR:
+        values["lr"] = OPTIMIZER_LR[optimizer]
     try:
         return SynthesisSettings(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"invalid synthesis setting {where}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # a check across settings names them itself
+            raise ConfigError(f"invalid synthesis settings: {message}") from None
+        where = ".".join(str(p) for p in first["loc"])
+        got = f" (got {first['input']!r})" if "input" in first else ""
+        raise ConfigError(f"invalid synthesis setting {where}: {message}{got}") from None
