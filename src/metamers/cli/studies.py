@@ -19,6 +19,7 @@ from metamers.studies import (
     plan_study,
     run_study,
 )
+from metamers.studies.planner import check_study
 from metamers.studies.store import catalog_status, is_running
 
 
@@ -50,13 +51,17 @@ def run_command(
     address: str = typer.Option(None, "--address", help="Ray cluster address to join."),
     out_dir: Path = typer.Option(None, "--out", help="Study folder (overrides the file)."),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print the task plan and a cost estimate; run nothing."
+        False,
+        "--dry-run",
+        help="Check models, layers and stimulus counts, print the task plan and a cost "
+        "estimate; run nothing.",
     ),
 ) -> None:
     """Run (or resume) a study: finished tasks are skipped, changed settings recomputed."""
     set_threads()
     study = _open_study(study_file, study_name, executor, address, out_dir)
     if dry_run:
+        _check_study(study)
         _print_plan(study)
         return
 
@@ -77,6 +82,16 @@ def run_command(
         out.print(f"report: {summary.report}")
     if not summary.ok:
         raise typer.Exit(1)
+
+
+def _check_study(study: StudyConfig) -> None:
+    """Print every problem found without computing, one ``error:`` line each; exit 2 if any."""
+    problems = check_study(study)
+    label = Path(study.source).name if study.source else "study"
+    for problem in problems:
+        typer.echo(f"error: {label}: {problem}", err=True)
+    if problems:
+        raise typer.Exit(2)
 
 
 def _print_plan(study: StudyConfig) -> None:

@@ -396,3 +396,93 @@ def _plan_compare(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> list[
         settings = {"models": models, "stimuli": stimulus_settings(stimuli), "method": method}
         keys.append(plan.add("compare", f"compare {method}", settings).key)
     return keys
+
+
+MIN_REFERENCE_STIMULI_TO_COMPARE = 3
+"""A comparison (RSA/CKA) needs at least this many reference stimuli."""
+
+
+def check_study(study: StudyConfig) -> list[str]:
+    """Problems of a study that can be found without computing anything (``run --dry-run``).
+
+    Loads every model's architecture (untrained: nothing is downloaded) and
+    checks its name, weights file and layers (unknown layers with the closest
+    names), the reference stimuli and the null's pool (that they resolve, and
+    their counts against what each task needs: a comparison ≥ 3 reference
+    stimuli, a null ≥ 2 stimuli), and that observers take the generators'
+    kind of stimulus (they judge the generators' metamers).
+
+    Parameters
+    ----------
+    study
+        The validated study.
+
+    Returns
+    -------
+    list of str
+        One line per problem, each naming the study key it is about; empty
+        when nothing was found.
+    """
+    from pathlib import Path
+
+    from metamers.errors import MetamersError
+    from metamers.models import load_model
+    from metamers.models.base import unknown_layer_message
+
+    def one_line(exc: BaseException) -> str:
+        return " ".join(str(exc).split())
+
+    problems: list[str] = []
+    modalities: dict[str, str] = {}
+    sections = [("generators", study.models.generators), ("observers", study.models.observers)]
+    for section, specs in sections:
+        for index, spec in enumerate(specs):
+            where = f"models.{section}[{index}]"
+            if spec.weights and not Path(spec.weights).is_file():
+                problems.append(f"{where}.weights: no such file: {spec.weights}")
+            try:  # the architecture only: the layer names do not depend on the weights
+                model = load_model(spec.name, random_weights=True, trust_code=spec.trust_code)
+            except MetamersError as exc:
+                problems.append(f"{where}.name: {one_line(exc)}")
+                continue
+            modalities[spec.display] = model.modality
+            known = model.layer_names()
+            problems += [
+                f"{where}.layers: {unknown_layer_message(layer, spec.name, known)}"
+                for layer in spec.layers
+                if layer not in known
+            ]
+    generator_kinds = {
+        modalities[g.display] for g in study.models.generators if g.display in modalities
+    }
+    for index, spec in enumerate(study.models.observers):
+        kind = modalities.get(spec.display)
+        if kind is not None and generator_kinds and kind not in generator_kinds:
+            problems.append(
+                f"models.observers[{index}]: {spec.display} takes {kind} stimuli but the "
+                f"generators make {', '.join(sorted(generator_kinds))} metamers"
+            )
+    try:
+        count = len(reference_stimuli(study))
+    except MetamersError as exc:
+        problems.append(f"stimuli: {one_line(exc)}")
+    else:
+        methods = study.evaluation.similarity
+        if methods and count < MIN_REFERENCE_STIMULI_TO_COMPARE:
+            problems.append(
+                f"evaluation.similarity: a comparison ({', '.join(methods)}) needs at least "
+                f"{MIN_REFERENCE_STIMULI_TO_COMPARE} reference stimuli, the study has {count}; "
+                "give more stimuli or set `similarity: []`"
+            )
+    if study.null.enabled:
+        try:
+            pool = len(resolve_stimuli(study.null.stimuli))
+        except MetamersError as exc:
+            problems.append(f"null.stimuli: {one_line(exc)}")
+        else:
+            if pool < 2:
+                problems.append(
+                    f"null.stimuli: a null needs at least 2 different stimuli, "
+                    f"{study.null.stimuli} has {pool}; give a larger set or set `enabled: false`"
+                )
+    return problems
