@@ -138,8 +138,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     ------
     Path
         Where to write; it does not exist yet.
+
+    Raises
+    ------
+    MetamersError
+        ``path`` is a folder (checked before anything is written).
+
+    Notes
+    -----
+    The finished file gets the permissions of a file created normally
+    (``0o666`` less the process umask), whatever the writer created.
     """
     final = Path(path)
+    if final.is_dir():
+        raise MetamersError(f"{final} is a folder; give a file name")
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
@@ -147,9 +159,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp.unlink()
     try:
         yield tmp
-        if tmp.exists():
+        if tmp.is_file():
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
+                os.fchmod(handle.fileno(), 0o666 & ~_umask())
         os.replace(tmp, final)
     finally:
         if tmp.exists():
@@ -225,3 +238,98 @@ def write_table(
         with atomic_path(written[1]) as tmp:
             table.to_csv(tmp, index=index)
     return written
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``/proc``), else by setting it back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def check_writable_dir(path: str | os.PathLike[str]) -> Path:
+    """Check, before any work, that ``path`` is or can become a folder this process writes in.
+
+    Nothing is created: the nearest existing folder on the way is probed with
+    a temporary file (so read-only mounts and ACLs are caught, not only mode
+    bits).
+
+    Parameters
+    ----------
+    path
+        The output folder (it need not exist yet).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    MetamersError
+        ``path`` (or a part of it) is a file, or the folder cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> check_writable_dir(folder / "new" / "out") == folder / "new" / "out"
+    True
+    >>> (folder / "f").write_text("x")
+    1
+    >>> check_writable_dir(folder / "f")
+    Traceback (most recent call last):
+    ...
+    metamers.errors.MetamersError: ... is a file, not a folder
+    """
+    return _check_dir(Path(path), Path(path))
+
+
+def _check_dir(folder: Path, target: Path) -> Path:
+    existing = folder
+    while not existing.exists() and not existing.is_symlink():
+        existing = existing.parent
+    if not existing.is_dir():
+        if existing == target:
+            raise MetamersError(f"{target} is a file, not a folder")
+        verb = "create" if target == folder else "write"
+        raise MetamersError(f"cannot {verb} {target}: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".metamers-write-check.", dir=existing)
+    except OSError as exc:
+        raise MetamersError(f"cannot write in {existing}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+    return folder
+
+
+def check_writable_file(path: str | os.PathLike[str]) -> Path:
+    """Check, before any work, that a file can be written (or replaced) at ``path``.
+
+    Parameters
+    ----------
+    path
+        The output file (it need not exist; an existing file will be replaced).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    MetamersError
+        ``path`` is a folder, a part of its folder is a file, or the folder
+        cannot be written.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise MetamersError(f"{target} is a folder; give a file name")
+    _check_dir(target.parent, target)
+    return target

@@ -17,6 +17,7 @@ from rich.progress import (
 )
 
 from metamers.decisions import LABEL_SPACES, LabelSpace
+from metamers.errors import ConfigError
 from metamers.labels import DEFAULT_SIXTEEN_WAY_RULE, SIXTEEN_WAY_RULES
 from metamers.models import PixelModel, load_model
 from metamers.null.criterion import CRITERION_KINDS, DEFAULT_NULL_PAIRS, NullCriterion
@@ -69,17 +70,50 @@ NullPairsOption = typer.Option(
 
 
 def pick_device(device: str | None) -> str:
-    """The requested device, or CUDA when present, else CPU."""
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """The requested device, or CUDA when present, else CPU.
+
+    A device this machine lacks (``--device cuda`` without CUDA, ``cuda:3`` on
+    a two-GPU machine, ``mps`` off Apple silicon) or a name torch does not
+    know is refused with one line before any work.
+    """
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(
+            f"--device {device}: not a torch device (e.g. cpu, cuda, cuda:1)"
+        ) from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"--device {device}: CUDA is not available on this machine; use --device cpu"
+            )
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            f"--device {device}: MPS is not available on this machine; use --device cpu"
+        )
+    return device
 
 
 def set_threads() -> None:
-    """Honour ``METAMERS_THREADS`` for CPU runs (default: torch's choice)."""
-    threads = os.environ.get("METAMERS_THREADS")
-    if threads:
-        torch.set_num_threads(int(threads))
+    """Honour ``METAMERS_THREADS`` for CPU runs (default: torch's choice).
+
+    Raises
+    ------
+    ConfigError
+        ``METAMERS_THREADS`` is not a positive whole number.
+    """
+    threads = os.environ.get("METAMERS_THREADS", "").strip()
+    if not threads:
+        return
+    if not threads.isdigit() or int(threads) < 1:
+        raise ConfigError(f"METAMERS_THREADS must be a positive whole number (got {threads!r})")
+    torch.set_num_threads(int(threads))
 
 
 def open_model(

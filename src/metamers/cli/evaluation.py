@@ -35,6 +35,7 @@ from metamers.cli.common import (
     split_list,
 )
 from metamers.evaluation.compare import compare_models, save_similarity_matrix
+from metamers.io import check_writable_dir
 from metamers.models import PixelModel
 from metamers.null import DEFAULT_NULL_PAIRS
 from metamers.stimuli import resolve_stimuli
@@ -81,6 +82,8 @@ def compare_command(
     device: str = Device,
 ) -> None:
     """Similarity matrix of (model, layer) pairs on one stimulus set; prints it, saves it with --out."""
+    if out_dir is not None:
+        check_writable_dir(out_dir)
     model_names = split_list(models)
     layer_spec = parse_layers_option(layers, model_names)
     stimulus_set = resolve_stimuli(stimuli, skip_bad=skip_bad, labels=labels, limit=limit)

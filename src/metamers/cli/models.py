@@ -24,6 +24,7 @@ from metamers.cli.common import (
 )
 from metamers.decisions import LabelSpace
 from metamers.extraction import Extractor, save_features
+from metamers.io import check_writable_file
 from metamers.models import registered_models
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis.jobs import parse_layer_list
@@ -131,6 +132,7 @@ def extract_command(
     device: str = Device,
 ) -> None:
     """Extract layers for a stimulus set, streamed to disk in batches."""
+    check_writable_file(out_path)
     net = open_model(
         model, random_weights=random_weights, weights=weights, trust_code=trust_code, device=device
     )

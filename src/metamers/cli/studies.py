@@ -120,6 +120,12 @@ def _print_plan(study: StudyConfig) -> None:
 @app.command("status")
 def status_command(
     study_dir: Path = typer.Argument(..., help="Study folder."),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Also check every finished result's files against their catalogued size and "
+        "SHA-256 (a re-run recomputes any that differ).",
+    ),
 ) -> None:
     """Done, pending and failed tasks of a study's current plan."""
     running = is_running(study_dir)
@@ -127,6 +133,7 @@ def status_command(
         planned = store.planned()
         notes = store.meta().get("notes", [])
         in_flight = store.in_flight() if running else set()
+        problems = store.verify() if verify else []
     table = Table("kind", "done", "submitted", "pending", "failed")
     for kind in dict.fromkeys(t["kind"] for t in planned):
         tasks = [t for t in planned if t["kind"] == kind]
@@ -150,6 +157,13 @@ def status_command(
     out.print(
         f"{counts['done']} done, {counts['pending']} pending, {counts['failed']} failed{progress}"
     )
+    if verify:
+        for problem in problems:
+            out.print(f"damaged {problem}")
+        if problems:
+            out.print(f"{len(problems)} damaged: a re-run computes those tasks again")
+            raise typer.Exit(1)
+        out.print("verified: every finished result matches its catalogued digest")
 
 
 @app.command("report")

@@ -22,6 +22,7 @@ from metamers.cli.common import (
     split_list,
 )
 from metamers.errors import ConfigError
+from metamers.io import check_writable_dir
 from metamers.null import DEFAULT_NULL_PAIRS
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis import generate_metamers, get_preset, parse_layer_jobs
@@ -94,6 +95,7 @@ def generate_command(
     that fail (non-finite loss) are listed with their reason and the exit
     status is 1.
     """
+    check_writable_dir(out_dir)  # a file in the way or a read-only target: before any work
     settings = get_preset(
         preset,
         optimizer=optimizer,

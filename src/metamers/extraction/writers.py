@@ -18,7 +18,7 @@ import torch
 
 from metamers.errors import MetamersError
 from metamers.extraction.extract import Extractor
-from metamers.io import atomic_path
+from metamers.io import atomic_path, check_writable_file
 from metamers.stimuli.sets import StimulusSet
 
 FEATURE_SUFFIXES = (".h5", ".hdf5", ".npz", ".pt")
@@ -63,6 +63,12 @@ def save_features(
     -------
     Path
         The written file.
+
+    Raises
+    ------
+    MetamersError
+        An unsupported suffix, ``out`` is a folder or cannot be written (all
+        checked before any stimulus is run).
     """
     out = Path(out)
     if out.suffix.lower() not in FEATURE_SUFFIXES:
@@ -71,6 +77,7 @@ def save_features(
         )
     if (center or normalize) and not flatten:
         raise MetamersError("--center/--normalize need flattened features (use --flatten)")
+    check_writable_file(out)  # a folder in the way or a read-only target: before the work
     layers = extractor.model.check_layers(layers)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.staging.h5")

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import torch
 from torch import nn
@@ -107,9 +113,19 @@ def build_timm(
             f"timm has no model {arch!r}" + (f"; close: {', '.join(close)}" if close else "")
         )
     pretrained = not random_weights and weights is None
+    offline = contextlib.nullcontext(False)
+    if pretrained:
+        offline = hub_offline_unless_reachable()
     try:
-        net = timm.create_model(arch, pretrained=pretrained)
+        with offline as unreachable:
+            net = timm.create_model(arch, pretrained=pretrained)
     except Exception as exc:  # hub errors come in many types
+        if unreachable or type(exc).__name__ in ("LocalEntryNotFoundError", "OfflineModeIsEnabled"):
+            raise ModelError(
+                f"cannot fetch pretrained weights for timm:{arch}: the hub is offline or "
+                "unreachable and they are not in the local cache; pass --weights FILE or "
+                "--random-weights"
+            ) from None
         raise ModelError(
             f"cannot fetch pretrained weights for timm:{arch} ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); offline? pass --weights FILE "
@@ -131,6 +147,71 @@ def build_timm(
         source="timm",
         info={"pretrained": pretrained or weights is not None},
     )
+
+
+HUB_PROBE_SECONDS = 3.0
+"""How long :func:`hub_offline_unless_reachable` waits for the hub to answer."""
+
+
+@contextlib.contextmanager
+def hub_offline_unless_reachable(timeout: float = HUB_PROBE_SECONDS) -> Iterator[bool]:
+    """Hugging Face hub offline mode for the block when the hub cannot be reached.
+
+    Without it, an unreachable hub costs about a minute of retries (and a
+    screen of retry messages) before the download fails. The hub's endpoint
+    (or the HTTPS proxy, when one is set) is probed with one TCP connection of
+    at most ``timeout`` seconds; when it does not answer, the block runs in
+    the hub's offline mode, so cached weights still load and missing ones fail
+    at once.
+
+    Parameters
+    ----------
+    timeout
+        Seconds to wait for the connection (name lookup included).
+
+    Yields
+    ------
+    bool
+        Whether the hub was found unreachable (offline mode switched on here).
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or _reachable(_hub_address(constants.ENDPOINT), timeout):
+        yield False
+        return
+    previous = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield True
+    finally:
+        constants.HF_HUB_OFFLINE = previous
+
+
+def _hub_address(endpoint: str) -> tuple[str, int]:
+    url = urlsplit(endpoint)
+    proxy = os.environ.get(f"{url.scheme}_proxy".lower()) or os.environ.get(
+        f"{url.scheme}_proxy".upper()
+    )
+    if proxy:
+        url = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+
+
+def _reachable(address: tuple[str, int], timeout: float) -> bool:
+    """Whether a TCP connection to ``address`` opens within ``timeout`` (name lookup included)."""
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            answer.append(True)
+        except (OSError, ValueError):
+            answer.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return bool(answer and answer[0])
 
 
 def build_torchvision(

@@ -12,11 +12,32 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from metamers.errors import StimulusError
 from metamers.stimuli.fit import fit_to_input, match_channels
 
-__all__ = ["IMAGE_SUFFIXES", "fit_image", "load_image", "match_channels"]
+__all__ = ["IMAGE_SUFFIXES", "LossyImageWarning", "fit_image", "load_image", "match_channels"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MAX_DECODED_SIDE = 4096
 """Images larger than this on their longest side are reduced while decoding."""
+
+
+class LossyImageWarning(UserWarning):
+    """An image was decoded with a loss: 16 bits per channel reduced to 8, only the first
+    frame of an animation, or float values clipped to ``[0, 1]``.
+
+    Each kind is reported once per process (naming the first file), not once per file.
+    """
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(kind: str, message: str) -> None:
+    if kind not in _WARNED:
+        _WARNED.add(kind)
+        warnings.warn(
+            f"{message} (later images with the same loss are not reported)",
+            LossyImageWarning,
+            stacklevel=4,
+        )
 
 
 def load_image(path: str | Path) -> torch.Tensor:
@@ -25,7 +46,10 @@ def load_image(path: str | Path) -> torch.Tensor:
     Grey images give one channel; every other mode (RGBA, palette, CMYK, 16-bit)
     gives three, composited on white where there is transparency. EXIF
     orientation is applied. Huge images are reduced while decoding so memory
-    stays bounded.
+    stays bounded. A lossy decoding -- colour images with 16 bits per channel
+    (read with 8), animations and multi-page files (first frame only), float
+    images with values outside ``[0, 1]`` (clipped) -- warns once per kind
+    with a :class:`LossyImageWarning`.
 
     Parameters
     ----------
@@ -49,14 +73,42 @@ def load_image(path: str | Path) -> torch.Tensor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
+                losses = _lossy_decoding(img, path)
                 img.draft("RGB", (MAX_DECODED_SIDE, MAX_DECODED_SIDE))
                 img = ImageOps.exif_transpose(img)
                 img.load()
-                return pil_to_tensor(_shrink(img))
+                if img.mode == "F":
+                    values = np.asarray(img)
+                    if values.size and (np.nanmin(values) < 0.0 or np.nanmax(values) > 1.0):
+                        losses["float-clipped"] = (
+                            f"{path}: float values in [{np.nanmin(values):.3g}, "
+                            f"{np.nanmax(values):.3g}] clipped to [0, 1]"
+                        )
+                tensor = pil_to_tensor(_shrink(img))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise StimulusError(f"cannot decode image {path}: {exc}") from exc
     except Image.DecompressionBombError as exc:
         raise StimulusError(f"image {path} is too large to decode safely: {exc}") from exc
+    for kind, message in losses.items():
+        _warn_once(kind, message)
+    return tensor
+
+
+def _lossy_decoding(img: Image.Image, path: Path) -> dict[str, str]:
+    """Losses the decoding of ``img`` will have (checked before it is loaded)."""
+    losses = {}
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        losses["first-frame"] = f"{path}: {frames} frames; only the first is used"
+    rawmodes = []
+    for tile in getattr(img, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        rawmodes.append(args if isinstance(args, str) else (args[0] if args else ""))
+    if not img.mode.startswith("I") and any(
+        isinstance(raw, str) and ";16" in raw for raw in rawmodes
+    ):
+        losses["16-bit"] = f"{path}: 16 bits per channel read as 8 (mode {img.mode})"
+    return losses
 
 
 def _shrink(img: Image.Image) -> Image.Image:

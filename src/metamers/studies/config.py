@@ -57,6 +57,16 @@ class ModelSpec(_Section):
             raise ValueError(f"layer listed twice: {', '.join(duplicated)}")
         return layers
 
+    @model_validator(mode="after")
+    def _file_models_need_consent(self) -> ModelSpec:
+        if self.name.startswith("file:") and not self.trust_code:
+            raise _KeyProblem(
+                "trust_code",
+                "a file: model runs its Python code when loaded; add `trust_code: true` to this "
+                "model in the study file",
+            )
+        return self
+
     @property
     def display(self) -> str:
         """Short name used in labels, tables and figures."""
@@ -300,6 +310,35 @@ class _KeyProblem(ValueError):
         super().__init__(f"{key}: {problem}")
 
 
+class _StudyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+
+def _construct_unique_mapping(loader: _StudyLoader, node: yaml.MappingNode, deep: bool = False):
+    first_line: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            line = first_line.setdefault(key, key_node.start_mark.line)
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+        if line != key_node.start_mark.line:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r}, first given on line {line + 1}",
+                key_node.start_mark,
+            )
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StudyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
 def load_study(path: str | Path) -> StudyConfig:
     """Read and validate a study YAML file.
 
@@ -311,13 +350,14 @@ def load_study(path: str | Path) -> StudyConfig:
     Raises
     ------
     ConfigError
-        Missing file, YAML syntax error, unknown key or bad value (one line).
+        Missing file, YAML syntax error, a key given twice, unknown key or bad
+        value (one line).
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"study file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_StudyLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -13,6 +13,7 @@ the report layer sits above this one.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,10 @@ class RunSummary:
         Key → error of tasks that failed in this run.
     blocked
         Keys of tasks not run because an input is missing.
+    discarded
+        Key → problem of tasks catalogued as finished whose outputs were
+        missing or altered (folder deleted, a file changed): they were computed
+        again, not reused.
     notes
         What the planner left out, and why.
     report
@@ -66,6 +71,7 @@ class RunSummary:
     reused: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     blocked: list[str] = field(default_factory=list)
+    discarded: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     report: Path | None = None
 
@@ -110,6 +116,13 @@ def run_study(
         store.log("run-started")
         for task in plan:
             store.adopt(task)
+        summary.discarded = store.discard_unsound(plan)
+        for key, problem in summary.discarded.items():
+            warnings.warn(
+                f"{plan.tasks[key].label}: finished outputs are not intact ({problem}); "
+                "computing it again",
+                stacklevel=2,
+            )
         own_executor = executor is None
         executor = executor or make_executor(study.executor, root)
         try:

@@ -16,7 +16,9 @@ the catalog row is committed. A kill before the rename leaves a
 ``.partial`` folder that the next run removes; a kill after the rename but
 before the commit leaves a complete folder that the next run adopts
 (``task.json`` holds the result). The catalog runs in WAL mode, so a kill
-never corrupts it.
+never corrupts it. A finished task is reused only while its folder is
+intact (``task.json`` and every catalogued file with its size and SHA-256,
+:meth:`StudyStore.discard_unsound`); otherwise it is computed again.
 """
 
 from __future__ import annotations
@@ -114,9 +116,13 @@ class StudyStore:
             )
         self.root.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.root / CATALOG, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise _damaged_catalog(self.root / CATALOG, exc) from None
         self._lock_handle = None
         self.run_id = uuid.uuid4().hex[:12]
 
@@ -248,7 +254,10 @@ class StudyStore:
         return row[0] if row else "pending"
 
     def is_done(self, key: str) -> bool:
-        """Whether a task finished (in the catalog with its folder present).
+        """Whether a task finished (catalogued as done).
+
+        A run calls :meth:`discard_unsound` first, so that a task whose folder
+        was deleted or altered is no longer done and is computed again.
 
         Parameters
         ----------
@@ -256,6 +265,67 @@ class StudyStore:
             The task key.
         """
         return self.status_of(key) == "done"
+
+    def problems(self, record: TaskRecord) -> list[str]:
+        """What is wrong with a finished task's folder; empty when its outputs are intact.
+
+        The folder must hold its ``task.json`` (for this key) and every file the
+        catalog lists, each with the recorded size and SHA-256.
+
+        Parameters
+        ----------
+        record
+            A catalogued task.
+
+        Returns
+        -------
+        list of str
+            One line per problem (``missing task folder``, ``missing FILE``,
+            ``FILE differs from the catalog``, ...).
+        """
+        folder = self.task_dir(record)
+        if not folder.is_dir():
+            return ["missing task folder"]
+        problems = []
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+        except (OSError, ValueError):
+            manifest = None
+        if not isinstance(manifest, dict) or manifest.get("key") != record.key:
+            problems.append(f"missing or unreadable {MANIFEST}")
+        problems += _file_problems(folder, record.files)
+        return problems
+
+    def discard_unsound(self, tasks: Iterable[Task]) -> dict[str, str]:
+        """Un-finish tasks whose outputs are missing or altered, so that they are recomputed.
+
+        Each such task loses its catalog row and its folder (an event
+        ``discarded`` records why); a task whose outputs are intact is untouched.
+
+        Parameters
+        ----------
+        tasks
+            The tasks to check (a run passes its plan).
+
+        Returns
+        -------
+        dict
+            Key → the first problem found, for every task discarded.
+        """
+        discarded = {}
+        for task in tasks:
+            record = self.record(task.key)
+            if record is None or record.status != "done":
+                continue
+            problems = self.problems(record)
+            if not problems:
+                continue
+            shutil.rmtree(self.task_dir(record), ignore_errors=True)
+            with self._db:
+                self._db.execute("DELETE FROM tasks WHERE key = ?", (task.key,))
+            self._event(task.key, "discarded")
+            discarded[task.key] = problems[0]
+        return discarded
 
     def adopt(self, task: Task) -> bool:
         """Catalog a task whose folder was completed by a run killed before its commit.
@@ -269,14 +339,24 @@ class StudyStore:
         -------
         bool
             Whether it was adopted: ``False`` when it is already done or its folder
-            has no ``task.json``.
+            has no ``task.json``. A folder whose ``task.json`` is unreadable or
+            whose files differ from it is removed (the task is computed again).
         """
         folder = self.task_dir(task)
         manifest = folder / MANIFEST
         if self.is_done(task.key) or not manifest.is_file():
             return False
-        record = json.loads(manifest.read_text())
-        self._commit(task, "done", record["summary"], record["files"], None, record["seconds"], "")
+        try:
+            record = json.loads(manifest.read_text())
+            files, summary, seconds = record["files"], record["summary"], record["seconds"]
+            sound = record["key"] == task.key and not _file_problems(folder, files)
+        except (OSError, ValueError, KeyError, TypeError):
+            sound = False
+        if not sound:
+            shutil.rmtree(folder, ignore_errors=True)
+            self._event(task.key, "discarded")
+            return False
+        self._commit(task, "done", summary, files, None, seconds, "")
         self._event(task.key, "adopted")
         return True
 
@@ -462,18 +542,11 @@ class StudyStore:
         list of str
             One line per missing or altered file.
         """
-        problems = []
-        for record in self.records() if records is None else records:
-            folder = self.task_dir(record)
-            for entry in record.files:
-                path = folder / entry["path"]
-                if not path.is_file():
-                    problems.append(f"{record.label}: missing {entry['path']}")
-                    continue
-                data = path.read_bytes()
-                if hashlib.sha256(data).hexdigest()[:16] != entry["sha256"]:
-                    problems.append(f"{record.label}: {entry['path']} differs from the catalog")
-        return problems
+        return [
+            f"{record.label}: {problem}"
+            for record in (self.records() if records is None else records)
+            for problem in self.problems(record)
+        ]
 
 
 def catalog_status(root: str | Path) -> dict[str, str]:
@@ -494,6 +567,8 @@ def catalog_status(root: str | Path) -> dict[str, str]:
         return dict(db.execute("SELECT key, status FROM tasks").fetchall())
     except sqlite3.OperationalError:  # a first run is still creating the catalog
         return {}
+    except sqlite3.DatabaseError as exc:
+        raise _damaged_catalog(path, exc) from None
     finally:
         db.close()
 
@@ -507,6 +582,40 @@ def is_running(root: str | Path) -> bool:
         A study folder.
     """
     return is_locked(Path(root) / ".lock")
+
+
+def _damaged_catalog(path: Path, exc: sqlite3.DatabaseError) -> MetamersError:
+    return MetamersError(
+        f"{path} is damaged ({exc}); move it aside and re-run: finished task folders are "
+        "adopted again from their task.json"
+    )
+
+
+def file_sha256(path: Path) -> str:
+    """The digest a task's file is catalogued with (SHA-256, first 16 hex digits), read in chunks.
+
+    Parameters
+    ----------
+    path
+        The file.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _file_problems(folder: Path, files: list[dict[str, Any]]) -> list[str]:
+    """Missing files and files whose size or SHA-256 differ from their entries."""
+    problems = []
+    for entry in files:
+        path = folder / entry["path"]
+        if not path.is_file():
+            problems.append(f"missing {entry['path']}")
+        elif path.stat().st_size != entry["bytes"] or file_sha256(path) != entry["sha256"]:
+            problems.append(f"{entry['path']} differs from the catalog")
+    return problems
 
 
 def _record(row: tuple) -> TaskRecord:
