@@ -170,6 +170,17 @@ def test_case11_compare_out_is_a_file_fails_before_computing(
     assert _one_error_line(err) == f"error: {target} is a file, not a folder"
 
 
+def test_case11_evaluate_output_in_the_way_fails_before_loading(
+    tmp_path, monkeypatch, capsys, never_load_a_model
+):
+    (tmp_path / "evaluation").write_text("x")
+    code, _, err = _cli(
+        monkeypatch, capsys, "evaluate", tmp_path, "--observers", "efficientnet_lite0"
+    )
+    assert code == 2
+    assert _one_error_line(err) == f"error: {tmp_path / 'evaluation'} is a file, not a folder"
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_case11_device_cuda_without_cuda(tmp_path, monkeypatch, capsys):
     code, _, err = _cli(

@@ -196,6 +196,8 @@ def evaluate_command(
     """
     from metamers.evaluation.directory import EVALUATION_FOLDER, evaluate_directory
 
+    if directory.is_dir():  # the tables go to DIR/evaluation: writable before any work
+        check_writable_dir(directory / EVALUATION_FOLDER)
     start = time.perf_counter()
     observer_names = split_list(observers)
     recorded = _stored_results(directory)
