@@ -47,7 +47,7 @@ one; the last batch's pairs differ from version 2.
 STALE_POLICIES = ("recompute", "raise")
 
 
-class NullCacheError(MetamersError):
+class NullCacheError(MetamersError, ValueError):
     """A cached null distribution is corrupt or stale and may not be recomputed."""
 
 
