@@ -165,6 +165,18 @@ class NullDistribution:
         """Metric names held."""
         return tuple(self.values)
 
+    def __repr__(self) -> str:
+        """A summary (model, layers, sizes, pairing), never the arrays of values."""
+        pairing = (
+            "published" if self.pairs_per_view == 1 else f"pairs_per_view={self.pairs_per_view}"
+        )
+        source = f", path={str(self.path)!r}" if self.path is not None else ""
+        return (
+            f"NullDistribution(model={self.model!r}, layers={list(self.layers)!r}, "
+            f"n_pairs={self.n_pairs}, n_stimuli={self.n_stimuli}, pool_size={self.pool_size}, "
+            f"metrics={list(self.metrics)!r}, pairing={pairing!r}, seed={self.seed}{source})"
+        )
+
     def describe(self) -> str:
         """One line: pairs, distinct stimuli and pairs, and any non-default setting."""
         text = (
