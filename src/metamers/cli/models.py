@@ -23,8 +23,7 @@ from metamers.cli.common import (
     progress_bar,
 )
 from metamers.decisions import LabelSpace
-from metamers.extraction import Extractor, save_features
-from metamers.io import check_writable_file
+from metamers.extraction import Extractor, check_features_path, save_features
 from metamers.models import registered_models
 from metamers.stimuli import resolve_stimuli
 from metamers.synthesis.jobs import parse_layer_list
@@ -118,7 +117,11 @@ def extract_command(
     model: str = typer.Argument(..., help="Model name."),
     layers: str = typer.Option(..., "--layers", help="Comma-separated layer names."),
     stimuli: str = typer.Option(..., "--stimuli", help="Stimulus spec."),
-    out_path: Path = typer.Option(..., "--out", help="Output file: .h5, .npz or .pt."),
+    out_path: Path = typer.Option(
+        ...,
+        "--out",
+        help="Output: a .h5, .npz, .pt or .mat file, or a .npy folder (one file per layer).",
+    ),
     flatten: bool = typer.Option(True, "--flatten/--no-flatten"),
     center: bool = typer.Option(False, "--center", help="Subtract each feature's mean."),
     normalize: bool = typer.Option(False, "--normalize", help="Unit L2 norm per stimulus."),
@@ -132,7 +135,7 @@ def extract_command(
     device: str = Device,
 ) -> None:
     """Extract layers for a stimulus set, streamed to disk in batches."""
-    check_writable_file(out_path)
+    check_features_path(out_path)  # suffix and writability, before the model loads
     net = open_model(
         model, random_weights=random_weights, weights=weights, trust_code=trust_code, device=device
     )
