@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -162,7 +163,8 @@ class PixelModel(nn.Module):
         Raises
         ------
         LayerError
-            ``layers`` is empty or names a layer the model does not have.
+            ``layers`` is empty, names a layer the model does not have, or names a
+            module that runs more than once per forward (:meth:`call_counts`).
         """
         layers = list(layers)
         if not layers:
@@ -171,7 +173,51 @@ class PixelModel(nn.Module):
         for layer in layers:
             if layer not in known:
                 raise LayerError(unknown_layer_message(layer, self.name, self.layer_names()))
+        if any(layer != LOGITS for layer in layers):
+            counts = self.call_counts()
+            for layer in layers:
+                if counts.get(layer, 1) > 1:
+                    raise LayerError(reused_layer_message(layer, self.name, counts))
         return layers
+
+    def call_counts(self) -> dict[str, int]:
+        """How many times each named module runs in one forward pass (probed once, cached).
+
+        A module reused inside one forward (torchvision's ResNet blocks call
+        their ``relu`` twice) has no single activation; :meth:`check_layers`
+        refuses it as a layer. A model whose probe forward fails gives ``{}``
+        (its real forward reports the problem).
+        """
+        counts = getattr(self, "_call_counts", None)
+        if counts is not None:
+            return counts
+        counts = {}
+
+        def count(name: str):
+            def hook(_module, _inputs, _output):
+                counts[name] = counts.get(name, 0) + 1
+
+            return hook
+
+        # The probe is invisible: the modules' own hooks are set aside, the RNG state kept.
+        modules = list(self.modules())
+        kept = [(m._forward_hooks, m._forward_pre_hooks) for m in modules]
+        for module in modules:
+            module._forward_hooks, module._forward_pre_hooks = OrderedDict(), OrderedDict()
+        for name, module in self.net.named_modules():
+            if name:
+                module.register_forward_hook(count(name))
+        devices = [self.device] if self.device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices), torch.inference_mode():
+                self.forward(self.example_input())
+        except Exception:  # best effort: the caller's own forward reports the problem
+            counts = {}
+        finally:
+            for module, (forward_hooks, pre_hooks) in zip(modules, kept, strict=True):
+                module._forward_hooks, module._forward_pre_hooks = forward_hooks, pre_hooks
+        self._call_counts = counts
+        return counts
 
     def activations(
         self,
@@ -184,7 +230,7 @@ class PixelModel(nn.Module):
 
         The graph is kept (call under ``torch.no_grad`` or
         ``torch.inference_mode`` when no gradient is needed). A module called
-        several times in one forward is read at its first call.
+        several times in one forward is refused (:meth:`check_layers`).
 
         Parameters
         ----------
@@ -343,6 +389,41 @@ def _disable_inplace(module: nn.Module) -> None:
     for sub in module.modules():
         if getattr(sub, "inplace", False) is True:
             sub.inplace = False
+
+
+def reused_layer_message(layer: str, model_name: str, counts: dict[str, int]) -> str:
+    """One line refusing a module that runs several times per forward, with layers to use instead.
+
+    Parameters
+    ----------
+    layer
+        The module chosen as a layer.
+    model_name
+        The model's name, for the message.
+    counts
+        :meth:`PixelModel.call_counts`.
+
+    Examples
+    --------
+    >>> counts = {"layer1.0": 1, "layer1.0.bn1": 1, "layer1.0.relu": 2, "layer1.0.conv2": 1}
+    >>> reused_layer_message("layer1.0.relu", "resnet", counts)  # doctest: +NORMALIZE_WHITESPACE
+    "layer 'layer1.0.relu' of resnet: this module runs 2 times per forward, so its activation
+    is ambiguous; choose another layer, e.g. layer1.0 (the enclosing block), layer1.0.bn1,
+    layer1.0.conv2"
+    """
+    parent = layer.rpartition(".")[0]
+    prefix = f"{parent}." if parent else ""
+    siblings = [
+        name
+        for name, n in counts.items()
+        if n == 1 and name.startswith(prefix) and "." not in name[len(prefix) :]
+    ]
+    ideas = ([f"{parent} (the enclosing block)"] if counts.get(parent) == 1 else []) + siblings[:3]
+    hint = f", e.g. {', '.join(ideas)}" if ideas else ""
+    return (
+        f"layer {layer!r} of {model_name}: this module runs {counts[layer]} times per forward, "
+        f"so its activation is ambiguous; choose another layer{hint}"
+    )
 
 
 def unknown_layer_message(layer: str, model_name: str, names: Sequence[str]) -> str:
