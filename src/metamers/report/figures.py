@@ -7,6 +7,7 @@ matplotlib's Agg backend (no display needed).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 
 import matplotlib
@@ -58,19 +59,24 @@ def metamer_grid(
         Stimulus id → reference image ``(C, H, W)``.
     metamers
         One row per metamer: columns ``stimulus``, ``layer``, ``image`` (a tensor)
-        and optionally ``accepted`` (bool; rejected metamers get a red frame).
+        and optionally ``accepted`` (bool; rejected metamers get a red frame)
+        and ``loss`` (the final loss); each metamer is captioned with its
+        loss and ``accepted``/``rejected`` when known.
     title
-        Figure title (e.g. the generating model).
+        Figure title (e.g. the generating model), wrapped to the grid's width
+        and kept clear of the column titles.
     value_range
         The images' valid range.
     """
     layers = list(dict.fromkeys(metamers["layer"]))
     stimuli = [s for s in references if s in set(metamers["stimulus"])]
+    width = PANEL * (len(layers) + 1)
     fig, axes = plt.subplots(
         len(stimuli),
         len(layers) + 1,
-        figsize=(PANEL * (len(layers) + 1), PANEL * len(stimuli)),
+        figsize=(width, PANEL * len(stimuli) + (0.5 if title else 0.0)),
         squeeze=False,
+        layout="constrained",  # leaves room for the suptitle above the column titles
     )
     cells = {(row.stimulus, row.layer): row for row in metamers.itertuples(index=False)}
     for i, stimulus in enumerate(stimuli):
@@ -88,13 +94,27 @@ def metamer_grid(
                 continue
             _show(axis, to_display(cell.image, value_range))
             accepted = getattr(cell, "accepted", None)
-            if accepted is not None and not pd.isna(accepted) and not accepted:
+            known = accepted is not None and not pd.isna(accepted)
+            if known and not accepted:
                 for spine in axis.spines.values():
                     spine.set(visible=True, color="crimson", linewidth=3)
+            caption = _caption(getattr(cell, "loss", None), accepted if known else None)
+            if caption:
+                axis.set_xlabel(caption, fontsize=7)
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        # about 7 points per character at this size: wrap rather than overflow a narrow grid
+        fig.suptitle(textwrap.fill(title, max(12, int(width * 72 / 7))), fontsize=10)
     return fig
+
+
+def _caption(loss, accepted: bool | None) -> str:
+    """``loss 0.0123`` and/or ``accepted``/``rejected`` for a metamer's panel."""
+    parts = []
+    if loss is not None and not pd.isna(loss):
+        parts.append(f"loss {float(loss):.3g}")
+    if accepted is not None:
+        parts.append("accepted" if accepted else "rejected")
+    return "\n".join(parts)
 
 
 def _show(axis, array: np.ndarray) -> None:

@@ -34,6 +34,9 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
     tables: list[pd.DataFrame] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)
+    """Table column → prefix: that column's values are relative paths, shown as links
+    to ``prefix + value`` (e.g. ``{"folder": "../"}`` from ``STUDY/report``)."""
 
 
 def figure_png(fig: Figure, *, dpi: int = 90) -> bytes:
@@ -78,7 +81,12 @@ def render_page(title: str, sections: list[Section], *, subtitle: str = "") -> s
         if section.text:
             parts.append(f"<p>{html.escape(section.text)}</p>")
         for table in section.tables:
-            parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0))
+            if section.links.keys() & set(table.columns):
+                parts.append(_linked_table(table, section.links))
+            else:
+                parts.append(
+                    table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+                )
         for fig in section.figures:
             encoded = base64.b64encode(figure_png(fig)).decode()
             parts.append(
@@ -88,6 +96,27 @@ def render_page(title: str, sections: list[Section], *, subtitle: str = "") -> s
             parts.append(f'<p class="note">{html.escape(note)}</p>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _linked_table(table: pd.DataFrame, links: dict[str, str]) -> str:
+    """A table whose ``links`` columns are ``<a href>`` links (every cell HTML-escaped)."""
+
+    def cell(column: str, value) -> str:
+        if pd.isna(value) or value == "":
+            return ""
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        text = html.escape(str(value))
+        if column in links:
+            return f'<a href="{html.escape(links[column] + str(value))}">{text}</a>'
+        return text
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    rows = [
+        "<tr>" + "".join(f"<td>{cell(c, v)}</td>" for c, v in zip(table.columns, row)) + "</tr>"
+        for row in table.itertuples(index=False)
+    ]
+    return f'<table class="dataframe"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def write_page(

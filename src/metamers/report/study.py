@@ -2,9 +2,13 @@
 
 ``build_report(STUDY)`` writes ``STUDY/report/index.html`` (self-contained) and
 ``STUDY/report/tables/*.parquet|csv``. Each section appears only when its
-data exists: metamer grids, loss curves, null histograms with the metamers
-marked, the acceptance table, recognisability and representation-test
-heat maps with CIs, and RSA/CKA matrices.
+data exists: metamer grids (each metamer captioned with its final loss and
+whether it was accepted), image-quality metrics, loss curves, null
+histograms with the metamers marked, the generation-layer × measured-layer
+similarity matrix, the acceptance table, recognisability and
+representation-test heat maps with CIs, and RSA/CKA matrices. Failed tasks are
+listed first; ``tables/tasks.csv`` indexes every task (kind, label, model,
+layer, status) to its folder, relative to the study folder.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ def build_report(study_dir: str | Path, out_dir: str | Path | None = None) -> di
         sections: list[Section] = []
         for builder in SECTION_BUILDERS:
             sections.extend(builder(store, records, tables))
+        failures = _failures_section(store)
+        sections[:0] = failures
         sections.append(_tasks_section(store, meta, tables))
     write_tables(out_dir / "tables", tables)
     name = meta.get("name", study_dir.name)
@@ -59,19 +65,85 @@ def build_report(study_dir: str | Path, out_dir: str | Path | None = None) -> di
     return {"sections": [s.title for s in sections], "tables": sorted(tables)}
 
 
+def task_index(store: StudyStore) -> pd.DataFrame:
+    """Every planned task: ``kind, label, model, layer, status, folder, key, error``.
+
+    ``folder`` is the task's output folder relative to the study folder
+    (``tasks/KIND/KEY``), empty while the task has no outputs; ``model`` and
+    ``layer`` come from the task's settings (empty where a task has none).
+
+    Parameters
+    ----------
+    store
+        The open study.
+    """
+    settings = {r.key: r.settings for r in store.records(status=None)}
+    rows = []
+    for task in store.planned():
+        model, layer = _model_and_layer(settings.get(task["key"], {}))
+        folder = store.root / "tasks" / task["kind"] / task["key"]
+        rows.append(
+            {
+                "kind": task["kind"],
+                "label": task["label"],
+                "model": model,
+                "layer": layer,
+                "status": task["status"],
+                "folder": f"tasks/{task['kind']}/{task['key']}" if folder.is_dir() else "",
+                "key": task["key"],
+                "error": task["error"] or "",
+            }
+        )
+    columns = ["kind", "label", "model", "layer", "status", "folder", "key", "error"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _model_and_layer(settings: dict[str, Any]) -> tuple[str, str]:
+    model = settings.get("model", "")
+    if isinstance(model, dict):
+        model = model.get("name", "")
+    layers = settings.get("layer", settings.get("layers", ""))
+    if isinstance(layers, list | tuple):
+        layers = ", ".join(map(str, layers))
+    return str(model or ""), str(layers or "")
+
+
+def _failures_section(store: StudyStore) -> list[Section]:
+    planned = store.planned()
+    failed = [t for t in planned if t["status"] == "failed"]
+    if not failed:
+        return []
+    waiting = [t for t in planned if t["status"] == "pending" and t["kind"] != "report"]
+    table = pd.DataFrame(
+        [{"kind": t["kind"], "label": t["label"], "error": t["error"] or ""} for t in failed]
+    )
+    return [
+        Section(
+            "Failed tasks",
+            text=f"{len(failed)} task(s) failed, so this report is partial: what depends on them "
+            "is missing below. Fix the cause and run the study again; finished work is reused.",
+            tables=[table],
+            notes=[f"not run (an input is missing): {t['label']}" for t in waiting],
+        )
+    ]
+
+
 def _tasks_section(
     store: StudyStore, meta: dict[str, Any], tables: dict[str, pd.DataFrame]
 ) -> Section:
-    planned = pd.DataFrame(store.planned(), columns=["kind", "label", "status", "key"])
+    planned = task_index(store)
     tables["tasks"] = planned
     counts = planned.groupby("kind", sort=False)["status"].value_counts().unstack(fill_value=0)
     counts.insert(0, "n", counts.sum(axis=1))
     counts = counts.reset_index().rename_axis(columns=None)
+    index = planned[["kind", "label", "model", "layer", "status", "folder"]]
     return Section(
         "Tasks",
-        text=f"{len(planned)} planned tasks.",
-        tables=[counts],
+        text=f"{len(planned)} planned tasks. Each finished task's outputs are in its folder "
+        "(relative to the study folder; also in tables/tasks.csv).",
+        tables=[counts, index],
         notes=list(meta.get("notes", [])),
+        links={"folder": "../"},
     )
 
 
@@ -135,8 +207,8 @@ def _metamers_section(
             accepted[(row.generator, row.generation_layer, row.stimulus_id)] = bool(row.accepted)
     section = Section(
         "Metamers",
-        text="Reference, then its metamer at each generation layer; rejected metamers are "
-        "framed in red.",
+        text="Reference, then its metamer at each generation layer, captioned with its final "
+        "synthesis loss and whether it was accepted; rejected metamers are framed in red.",
         notes=[
             f"{record.label}: synthesis failed for {', '.join(record.summary['failed'])}"
             for record in generated
@@ -153,6 +225,7 @@ def _metamers_section(
                 "layer": [r.layer for r in mine],
                 "image": [r.metamer for r in mine],
                 "accepted": [accepted.get((generator, r.layer, r.stimulus_id)) for r in mine],
+                "loss": [float(r.losses[-1]) if len(r.losses) else np.nan for r in mine],
             }
         )
         section.figures.append(figures.metamer_grid(references, frame, title=generator))
@@ -179,14 +252,84 @@ def _metamers_section(
             "stimulus_id": [r.stimulus_id for r in results],
             "steps": [len(r.losses) for r in results],
             "final_loss": [float(r.losses[-1]) if len(r.losses) else np.nan for r in results],
+            "accepted": [accepted.get((r.generator, r.layer, r.stimulus_id)) for r in results],
             "path": [str(r.path.relative_to(store.root)) if r.path else "" for r in results],
         }
     )
+    section.tables.append(tables["metamers"].drop(columns="path"))
     positive = loss_table[loss_table["loss"] > 0]
     curves = (
         Section("Loss curves", figures=[figures.loss_curves(positive)]) if len(positive) else None
     )
-    return [section, *([curves] if curves else [])]
+    quality = _image_quality_section(results, accepted, tables)
+    return [section, *quality, *([curves] if curves else [])]
+
+
+QUALITY_COLUMNS = ["ssim", "ms_ssim", "pixel_r", "spectral_slope_difference"]
+
+
+def _image_quality_section(
+    results: list, accepted: dict, tables: dict[str, pd.DataFrame]
+) -> list[Section]:
+    """SSIM, MS-SSIM, pixel correlation and spectra of each metamer against its reference."""
+    from metamers.errors import MetamersError
+    from metamers.evaluation.image_quality import image_quality
+
+    rows, skipped = [], []
+    for r in results:
+        try:
+            metrics = image_quality(r.metamer, r.reference)
+        except MetamersError as exc:
+            skipped.append(f"{r.generator} {r.layer} {r.stimulus_id}: {exc}")
+            continue
+        rows.append(
+            {
+                "generator": r.generator,
+                "layer": r.layer,
+                "stimulus_id": r.stimulus_id,
+                "accepted": accepted.get((r.generator, r.layer, r.stimulus_id)),
+                **metrics,
+            }
+        )
+    if not rows:
+        return []
+    table = pd.DataFrame(rows)
+    tables["image_quality"] = table
+    shown = ["generator", "layer", "stimulus_id", "accepted", *QUALITY_COLUMNS]
+    return [
+        Section(
+            "Image quality",
+            text="Each metamer against its reference: SSIM and MS-SSIM (1 = identical; MS-SSIM "
+            "is empty for images too small for five scales), pixel correlation, and the "
+            "metamer's spectral slope minus the reference's (0 = the same 1/f spectrum). "
+            "All metrics are in tables/image_quality.csv.",
+            tables=[table[shown]],
+            notes=[f"not measured: {s}" for s in skipped],
+        )
+    ]
+
+
+def _layer_matrix_section(
+    store: StudyStore, records: list[TaskRecord], tables: dict[str, pd.DataFrame]
+) -> list[Section]:
+    """Generation layer × measured layer: median similarity of metamers to references."""
+    from metamers.null.plots import plot_similarity_matrix
+
+    matrix = _read_tables(store, _of_kind(records, "validate"), "similarity_matrix")
+    if matrix.empty:
+        return []
+    tables["similarity_matrix"] = matrix
+    section = Section(
+        "Similarity across layers",
+        text="Median Spearman correlation of each metamer's activations with its reference's, "
+        "by the layer the metamer was generated at (rows) and the layer measured (columns); "
+        "* marks medians above the null maximum of the measured layer.",
+    )
+    for model in dict.fromkeys(matrix["model"]):
+        fig = plot_similarity_matrix(matrix[matrix["model"] == model], "spearman")
+        fig.suptitle(model, fontsize=9)
+        section.figures.append(fig)
+    return [section]
 
 
 def _thin(n: int, most: int = 400) -> np.ndarray:
@@ -484,6 +627,7 @@ SECTION_BUILDERS: list[SectionBuilder] = [
     _metamers_section,
     _null_section,
     _acceptance_section,
+    _layer_matrix_section,
     _evaluation_section,
     _compare_section,
     _features_section,

@@ -7,7 +7,10 @@ A task whose input failed is left pending for the next run.
 
 The ``report`` task runs in the driver's process through a *reporter*
 callable (``metamers.report.build_report``), passed in by the caller because
-the report layer sits above this one.
+the report layer sits above this one. When a task failed (or was blocked) the
+``report`` task stays pending, but a report is still written to
+``STUDY/report`` after everything else finished or failed, listing what is
+missing; the next complete run replaces it.
 """
 
 from __future__ import annotations
@@ -63,7 +66,11 @@ class RunSummary:
     notes
         What the planner left out, and why.
     report
-        Path of the report page, when one was built.
+        Path of the report page, when one was built (also when some tasks
+        failed: then the report lists them, and ``partial_report`` is set).
+    partial_report
+        Whether the report was built with tasks missing (the ``report`` task
+        itself stays pending, so the next complete run builds it again).
     """
 
     root: Path
@@ -74,6 +81,7 @@ class RunSummary:
     discarded: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     report: Path | None = None
+    partial_report: bool = False
 
     @property
     def ok(self) -> bool:
@@ -133,6 +141,9 @@ def run_study(
                 executor.close()
         store.log("run-finished")
         summary.report = _publish_report(plan, store)
+        if summary.report is None and reporter is not None:
+            summary.report = _partial_report(store, reporter)
+            summary.partial_report = summary.report is not None
     return summary
 
 
@@ -240,6 +251,28 @@ def _publish_report(plan: Plan, store: StudyStore) -> Path | None:
     for entry in record.files:
         write_bytes_atomic(target / entry["path"], (source / entry["path"]).read_bytes())
     return target / "index.html"
+
+
+def _partial_report(store: StudyStore, reporter: Reporter) -> Path | None:
+    """Build the report of what finished into ``STUDY/report`` (the report task stays pending).
+
+    A failure here only warns: the study's results are safe in the catalog.
+    """
+    scratch = store.root / "work" / "partial-report"
+    clear_scratch(scratch)
+    scratch.mkdir(parents=True)
+    try:
+        reporter(store.root, scratch)
+        for path in sorted(p for p in scratch.rglob("*") if p.is_file()):
+            relative = path.relative_to(scratch)
+            write_bytes_atomic(store.root / "report" / relative, path.read_bytes())
+    except Exception as exc:  # the results must not be lost to a report
+        warnings.warn(f"the report could not be written: {type(exc).__name__}: {exc}", stacklevel=3)
+        return None
+    finally:
+        clear_scratch(scratch)
+    store.log("partial-report")
+    return store.root / "report" / "index.html"
 
 
 def _notify(progress: ProgressFn | None, event: str, task: Task, outcome) -> None:

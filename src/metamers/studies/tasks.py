@@ -324,19 +324,42 @@ def _run_validate(ctx: TaskContext) -> dict[str, Any]:
     model = ctx.model(settings["model"])
     (null_ref,) = ctx.inputs_of("null")
     results = _generated_results(ctx)
+    null = load_null(null_ref, model)
     table = validate_results(
         results,
-        {model.name: load_null(null_ref, model)},
+        {model.name: null},
         models={model.name: model},
         labels=_label_space(settings),
         criterion=_criterion(settings),
     )
     write_table(table, ctx.out / "acceptance")
+    _write_similarity_matrix(ctx, model, null, results)
     return {
         "metamers": len(results),
         "accepted": int(table["accepted"].sum()),
         "accepted_ids": sorted(table.loc[table["accepted"], "stimulus_id"]),
     }
+
+
+def _write_similarity_matrix(ctx: TaskContext, model, null, results) -> None:
+    """Each metamer's similarity at every layer the null covers (the report's layer × layer matrix)."""
+    import torch
+
+    from metamers.validation import similarity_matrix
+
+    mine = [r for r in results if r.layer is not None and r.generator == model.name]
+    if not mine:
+        return
+    matrix = similarity_matrix(
+        model,
+        torch.stack([r.metamer for r in mine]),
+        torch.stack([r.reference for r in mine]),
+        [r.layer for r in mine],
+        list(null.layers),
+        null,
+        stimulus_ids=[r.stimulus_id for r in mine],
+    )
+    write_table(matrix, ctx.out / "similarity_matrix", csv=False)
 
 
 def _run_evaluate(ctx: TaskContext) -> dict[str, Any]:
