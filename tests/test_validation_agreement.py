@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from metamers.cli.app import _register_commands, app
 from metamers.evaluation.directory import VALIDATION_FILE, accepted_results
-from metamers.models import ModelEntry, load_model, register_model
 from metamers.studies import StudyStore, parse_study, run_study
 from metamers.synthesis import load_results
+from metamers.validation.acceptance import recorded_loader
 from studies_support import tiny_study
 
 PAIRS = 40
@@ -47,19 +47,14 @@ def test_study_and_cli_validate_agree(study_run, tmp_path, monkeypatch):
     monkeypatch.setenv("METAMERS_CACHE", str(tmp_path / "cache"))
     generated, validated = _finished(study_run, "generate"), _finished(study_run, "validate")
     assert len(generated) == 2  # two generation layers, one chunk
-    # The metamers record the model's own name ("tiny"); make it loadable by that name.
-    spec = study_run.models.generators[0].name
-    register_model(
-        ModelEntry(
-            "tiny", lambda random_weights=False: load_model(spec, trust_code=True), "test", "tiny"
-        )
-    )
+    # The metamers record how their generator was loaded (file: path): validate reloads it
+    # from that record, running its code only with --trust-code.
     _register_commands()
     runner = CliRunner()
     for label, folder in generated.items():
         copy = tmp_path / folder.name
         shutil.copytree(folder, copy)
-        args = ["validate", str(copy), "--pairs", str(PAIRS), "--seed", "0"]
+        args = ["validate", str(copy), "--pairs", str(PAIRS), "--seed", "0", "--trust-code"]
         outcome = runner.invoke(app, args)
         assert outcome.exit_code == 0, outcome.output
         cli = pd.read_parquet(copy / VALIDATION_FILE).sort_values("stimulus_id")
@@ -73,7 +68,7 @@ def test_study_and_cli_validate_agree(study_run, tmp_path, monkeypatch):
         results = load_results(copy)
         kept = accepted_results(
             copy, results, null_stimuli="bundled:photos", n_pairs=None, seed=0,
-            models=load_model,
+            models=recorded_loader(results, trust_code=True),
         )  # fmt: skip
         assert sorted(r.stimulus_id for r in kept) == sorted(
             cli.loc[cli["accepted"], "stimulus_id"]
