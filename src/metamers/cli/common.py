@@ -1,4 +1,7 @@
-"""Options and helpers shared by the CLI command modules."""
+"""Options and helpers shared by the CLI command modules.
+
+Internal module: use it through the ``metamers`` command; not part of the public API.
+"""
 
 from __future__ import annotations
 

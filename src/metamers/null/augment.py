@@ -1,4 +1,7 @@
-"""Training-style augmentation for null-distribution views (seeded, torchvision.transforms.v2)."""
+"""Training-style augmentation for null-distribution views (seeded, torchvision.transforms.v2).
+
+Internal module: use it through metamers.null (``Augmentation``); not part of the public API.
+"""
 
 from __future__ import annotations
 

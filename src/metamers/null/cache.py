@@ -18,6 +18,8 @@ A null of ``N`` pairs is the first ``N`` pairs of a larger null computed under
 the same key otherwise (sampling is prefix-consistent), so a request with no
 file of its own is served from the smallest larger one
 (:func:`find_larger`).
+
+Internal module: use it through metamers.null (``NullDistribution.save``/``load``, ``compute_null``); not part of the public API.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""A self-contained HTML page: sections of text, tables and base64-embedded PNG figures."""
+"""A self-contained HTML page: sections of text, tables and base64-embedded PNG figures.
+
+Internal module: use it through metamers.report (``build_report``); not part of the public API.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ They work with no internet. Where one ImageNet class clearly names the photo's
 content, it is recorded as the stimulus label (ImageNet-1k index).
 :mod:`metamers.stimuli.sets` builds ``bundled:photos`` from
 :func:`photo_records`; this module does not import it.
+
+Internal module: use it through metamers.stimuli (``resolve_stimuli("bundled:photos")``); not part of the public API.
 """
 
 from __future__ import annotations

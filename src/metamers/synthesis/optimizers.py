@@ -8,6 +8,8 @@ disturbs the others, and a batched run equals one-at-a-time runs.
 All optimisers *descend*: ``step`` returns the new stimuli for the given items.
 ``idx=None`` means every item, in order: the optimiser may then update its
 state and ``x`` in place (the engine's fast path while no item has stopped).
+
+Internal module: use it through metamers.synthesis (``SynthesisSettings.optimizer``); not part of the public API.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 A schedule gives a multiplier of the base step size for each active item from
 that item's own step count (and, for ``plateau``, its own loss history), so
 items at different points of their run can share one batch.
+
+Internal module: use it through metamers.synthesis (``SynthesisSettings.schedule``); not part of the public API.
 """
 
 from __future__ import annotations

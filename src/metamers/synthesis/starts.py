@@ -3,6 +3,8 @@
 Every random start is drawn on the CPU from a generator seeded per item, so
 an item starts from the same point whatever batch it is in and whatever device
 the run uses. Images live in ``[0, 1]``, waveforms in ``[-1, 1]``.
+
+Internal module: use it through metamers.synthesis (``SynthesisSettings.init``); not part of the public API.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ result: the reference's content digest, the settings digest, the seed and
 the models' weight fingerprints (see :mod:`metamers.synthesis.driver`).
 
 Folder names come from :func:`safe_name`, one name per id.
+
+Internal module: use it through metamers.synthesis (``generate_metamers``, ``load_results``); not part of the public API.
 """
 
 from __future__ import annotations
