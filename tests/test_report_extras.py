@@ -125,3 +125,40 @@ def test_captions_and_a_narrow_grid_title_clear_of_the_columns():
     for ax in fig.axes:
         column_title = ax.title.get_window_extent(renderer)
         assert suptitle.y0 >= column_title.y1 - 0.5  # above every column title
+
+
+def test_study_chooses_cka_kernel_and_rsa_distance(tmp_path):
+    from metamers.studies import plan_study
+    from metamers.studies.tasks import TaskSpec, run_task
+
+    base = tiny_study(tmp_path, evaluation={"similarity": ["rsa", "cka"]})
+    default = {t.settings["method"]: t for t in plan_study(parse_study(base)).of_kind("compare")}
+    assert all("options" not in t.settings for t in default.values())  # default keys kept
+    chosen = tiny_study(
+        tmp_path,
+        stimuli={"limit": 4},  # unbiased HSIC needs 4
+        evaluation={
+            "similarity": ["rsa", "cka"],
+            "rsa_distance": "euclidean",
+            "cka_kernel": "rbf",
+            "cka_unbiased": True,
+        },
+    )
+    tasks = {t.settings["method"]: t for t in plan_study(parse_study(chosen)).of_kind("compare")}
+    assert tasks["rsa"].settings["options"] == {"distance": "euclidean"}
+    assert tasks["cka"].settings["options"] == {"kernel": "rbf", "unbiased": True}
+    assert {t.key for t in tasks.values()}.isdisjoint(t.key for t in default.values())
+    outcome = run_task(
+        TaskSpec(
+            key=tasks["cka"].key,
+            kind="compare",
+            label="compare cka",
+            settings=tasks["cka"].settings,
+            inputs=(),
+            scratch=str(tmp_path / "scratch"),
+        )
+    )
+    assert outcome.ok, outcome.error
+    assert outcome.summary["kernel"] == "rbf" and outcome.summary["unbiased"] is True
+    with pytest.raises(ValueError, match="cka_kernel"):
+        parse_study(tiny_study(tmp_path, evaluation={"cka_kernel": "cubic"}))

@@ -618,7 +618,9 @@ def _compare_section(
         flat = pd.DataFrame(matrix.to_numpy(dtype=float), index=labels, columns=labels)
         tables[f"similarity_{method}"] = flat.reset_index(names="layer")
         n = len(record.settings.get("stimuli", {}).get("ids", []))
-        title = method.upper() + (f" (n={n} stimuli)" if n else "")
+        options = ", ".join(f"{k}={v}" for k, v in record.settings.get("options", {}).items())
+        title = method.upper() + (f" ({options})" if options else "")
+        title += f" (n={n} stimuli)" if n else ""
         section.figures.append(figures.similarity_matrix(flat, title=title))
     return [section]
 

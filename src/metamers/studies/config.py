@@ -200,9 +200,30 @@ class EvaluationSection(_Section):
     representation_test: bool = True
     transfer: bool = True
     similarity: list[Literal["rsa", "cka"]] = Field(default_factory=lambda: ["rsa", "cka"])
+    rsa_distance: Literal["correlation", "cosine", "euclidean"] = "correlation"
+    rsa_method: Literal["spearman", "pearson", "kendall"] = "spearman"
+    cka_kernel: Literal["linear", "rbf"] = "linear"
+    cka_unbiased: bool = False
     features: bool = False
     accepted_only: bool = True
     bootstraps: int = Field(default=1000, ge=1)
+
+    def similarity_options(self, method: str) -> dict[str, Any]:
+        """Options of :func:`~metamers.evaluation.compare.compare_models` for ``method``
+        that differ from the library's defaults (so default studies keep their task keys).
+
+        Parameters
+        ----------
+        method
+            ``"rsa"`` or ``"cka"``.
+        """
+        if method == "rsa":
+            chosen = {"distance": self.rsa_distance, "rsa_method": self.rsa_method}
+            defaults = {"distance": "correlation", "rsa_method": "spearman"}
+        else:
+            chosen = {"kernel": self.cka_kernel, "unbiased": self.cka_unbiased}
+            defaults = {"kernel": "linear", "unbiased": False}
+        return {k: v for k, v in chosen.items() if v != defaults[k]}
 
 
 class SlurmSection(_Section):

@@ -256,7 +256,9 @@ def _publish_report(plan: Plan, store: StudyStore) -> Path | None:
 def _partial_report(store: StudyStore, reporter: Reporter) -> Path | None:
     """Build the report of what finished into ``STUDY/report`` (the report task stays pending).
 
-    A failure here only warns: the study's results are safe in the catalog.
+    The study's results are safe in the catalog whatever happens here: an
+    ``OSError`` (a full disk) stops the run like any other write of the
+    driver's; any other failure of the reporter only warns.
     """
     scratch = store.root / "work" / "partial-report"
     clear_scratch(scratch)
@@ -266,6 +268,8 @@ def _partial_report(store: StudyStore, reporter: Reporter) -> Path | None:
         for path in sorted(p for p in scratch.rglob("*") if p.is_file()):
             relative = path.relative_to(scratch)
             write_bytes_atomic(store.root / "report" / relative, path.read_bytes())
+    except OSError:
+        raise
     except Exception as exc:  # the results must not be lost to a report
         warnings.warn(f"the report could not be written: {type(exc).__name__}: {exc}", stacklevel=3)
         return None

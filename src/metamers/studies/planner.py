@@ -394,6 +394,9 @@ def _plan_compare(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> list[
     keys = []
     for method in study.evaluation.similarity:
         settings = {"models": models, "stimuli": stimulus_settings(stimuli), "method": method}
+        options = study.evaluation.similarity_options(method)
+        if options:  # only when chosen: a default study keeps its keys
+            settings["options"] = options
         keys.append(plan.add("compare", f"compare {method}", settings).key)
     return keys
 

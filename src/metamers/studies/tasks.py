@@ -418,9 +418,10 @@ def _run_compare(ctx: TaskContext) -> dict[str, Any]:
         load_stimulus_set(settings["stimuli"]),
         settings["method"],
         loader=lambda name: ctx.model(by_name[name]),
+        **settings.get("options", {}),
     )
     save_similarity_matrix(matrix, ctx.out, stem=settings["method"])
-    return {"method": settings["method"], "size": len(matrix)}
+    return {"method": settings["method"], "size": len(matrix), **settings.get("options", {})}
 
 
 def _generate_estimate(settings: dict[str, Any]) -> tuple[int, float]:
