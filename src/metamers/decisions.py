@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from metamers.defaults import LABEL_SPACES as LABEL_SPACES
 from metamers.errors import ConfigError
 from metamers.labels import (
     DEFAULT_SIXTEEN_WAY_RULE,
@@ -39,7 +40,6 @@ from metamers.stimuli.fit import fit_to_input
 if TYPE_CHECKING:
     from metamers.models import PixelModel
 
-LABEL_SPACES = ("auto", "native", "16-way")
 SIXTEEN_WAY = "16-way"
 NATIVE = "native"
 IMAGENET = "imagenet"

@@ -14,6 +14,9 @@ from importlib import resources
 
 import torch
 
+from metamers.defaults import DEFAULT_SIXTEEN_WAY_RULE as DEFAULT_SIXTEEN_WAY_RULE
+from metamers.defaults import SIXTEEN_WAY_RULES as SIXTEEN_WAY_RULES
+
 
 @cache
 def _imagenet_info():
@@ -93,12 +96,6 @@ def imagenet_index(label: str) -> int | None:
         raise ValueError(f"ImageNet class name {text!r} is ambiguous: use a WordNet id, {choices}")
     return indices[0] if indices else None
 
-
-SIXTEEN_WAY_RULES = ("feather2023", "geirhos2021")
-"""Named 16-way decision rules; see :func:`sixteen_way_choice`."""
-
-DEFAULT_SIXTEEN_WAY_RULE = "feather2023"
-"""The published rule of the metamer work this package reproduces (see docs/validation.md)."""
 
 FEATHER2023_ADDED_CLASSES = {"oven": (544,)}
 """ImageNet classes the published 16-way code adds to the official WordNet lists.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -14,6 +14,7 @@ from metamers.cli.common import (
     AlphaOption,
     CriterionOption,
     Device,
+    FormatOption,
     InclusiveOption,
     LabelsFile,
     LabelSpaceOption,
@@ -24,7 +25,9 @@ from metamers.cli.common import (
     SkipBad,
     TrustCode,
     Weights,
+    check_format,
     console,
+    emit,
     label_space,
     null_criterion,
     open_model,
@@ -34,13 +37,13 @@ from metamers.cli.common import (
     set_threads,
     split_list,
 )
-from metamers.evaluation.compare import compare_models, save_similarity_matrix
+from metamers.defaults import DEFAULT_NULL_PAIRS
 from metamers.io import check_writable_dir
-from metamers.models import PixelModel
-from metamers.null import DEFAULT_NULL_PAIRS
-from metamers.stimuli import resolve_stimuli
-from metamers.synthesis.jobs import parse_model_layers
-from metamers.validation import recorded_loader
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from metamers.models import PixelModel
 
 LAYERS_HELP = (
     "Layers to compare. 'a,b' reads the same layers from every model; "
@@ -50,6 +53,8 @@ LAYERS_HELP = (
 
 def parse_layers_option(text: str, models: list[str]) -> list[str] | dict[str, list[str]]:
     """Parse compare's ``--layers``: ``a,b`` for every model, or ``M1=a,b;M2=c`` per model."""
+    from metamers.synthesis.jobs import parse_model_layers
+
     return parse_model_layers(text, models, role="models compared")
 
 
@@ -82,6 +87,9 @@ def compare_command(
     device: str = Device,
 ) -> None:
     """Similarity matrix of (model, layer) pairs on one stimulus set; prints it, saves it with --out."""
+    from metamers.evaluation.compare import compare_models, save_similarity_matrix
+    from metamers.stimuli import resolve_stimuli
+
     if out_dir is not None:
         check_writable_dir(out_dir)
     model_names = split_list(models)
@@ -140,6 +148,8 @@ def _matrix_table(matrix: pd.DataFrame) -> Table:
 
 def parse_observer_layers(text: str | None, observers: list[str]) -> dict[str, list[str]] | None:
     """Parse ``--observer-layers``: ``a,b`` for every observer, or ``M1=a,b;M2=c`` per observer."""
+    from metamers.synthesis.jobs import parse_model_layers
+
     if not text:
         return None
     layers = parse_model_layers(text, observers, complete=False, role="observers")
@@ -183,6 +193,7 @@ def evaluate_command(
     weights: str = Weights,
     trust_code: bool = TrustCode,
     device: str = Device,
+    fmt: str = FormatOption,
 ) -> None:
     """Recognisability (and representation test) of stored metamers by observer models.
 
@@ -193,9 +204,16 @@ def evaluate_command(
     other model; --weights applies to generators that record no load (folders
     of older versions), as in `validate`. A generator with other weights than
     its metamers' recorded fingerprints is refused.
-    """
-    from metamers.evaluation.directory import EVALUATION_FOLDER, evaluate_directory
 
+    --format csv|json prints the summaries: {"recognition": [...],
+    "representation": [...]} (one record per generator, layer and observer).
+    """
+    import pandas as pd
+
+    from metamers.evaluation.directory import EVALUATION_FOLDER, evaluate_directory
+    from metamers.validation import recorded_loader
+
+    check_format(fmt)
     if directory.is_dir():  # the tables go to DIR/evaluation: writable before any work
         check_writable_dir(directory / EVALUATION_FOLDER)
     start = time.perf_counter()
@@ -243,7 +261,7 @@ def evaluate_command(
             f"{row.agrees_with_reference_ci_high:.2f}]",
             "-" if pd.isna(row.correct_vs_label_mean) else f"{row.correct_vs_label_mean:.2f}",
         )
-    out.print(table)
+    tables = [table]
     if not evaluation.representation_summary.empty:
         rep = Table("generator", "layer", "observer", "observer layer", "pass", "p")
         for row in evaluation.representation_summary.itertuples():
@@ -255,7 +273,15 @@ def evaluate_command(
                 f"{row.pass_fraction:.2f}",
                 f"{row.p_value:.2g}",
             )
-        out.print(rep)
+        tables.append(rep)
+    emit(
+        {
+            "recognition": evaluation.recognition_summary,
+            "representation": evaluation.representation_summary,
+        },
+        fmt,
+        tables,
+    )
     console.print(f"wrote {directory / EVALUATION_FOLDER} in {time.perf_counter() - start:.0f} s")
 
 

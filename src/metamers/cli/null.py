@@ -6,8 +6,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -16,6 +16,7 @@ from metamers.cli.common import (
     AlphaOption,
     CriterionOption,
     Device,
+    FormatOption,
     InclusiveOption,
     LabelsFile,
     LabelSpaceOption,
@@ -26,7 +27,9 @@ from metamers.cli.common import (
     SixteenWayRuleOption,
     TrustCode,
     Weights,
+    check_format,
     console,
+    emit,
     label_space,
     null_criterion,
     open_model,
@@ -36,11 +39,9 @@ from metamers.cli.common import (
     set_threads,
 )
 from metamers.errors import ConfigError
-from metamers.io import write_table
-from metamers.null import compute_null
-from metamers.stimuli import resolve_stimuli
-from metamers.synthesis.jobs import parse_layer_list
-from metamers.validation import null_provider, recorded_loader, validate_results
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Seed = typer.Option(0, "--seed", help="Seed of the null's sampling and augmentation.")
 CacheDir = typer.Option(
@@ -86,6 +87,10 @@ def null_command(
     device: str = Device,
 ) -> None:
     """Compute (or load from the cache) a null distribution and print its quantiles."""
+    from metamers.null import compute_null
+    from metamers.stimuli import resolve_stimuli
+    from metamers.synthesis.jobs import parse_layer_list
+
     net = open_model(
         model, random_weights=random_weights, weights=weights, trust_code=trust_code, device=device
     )
@@ -132,6 +137,7 @@ def validate_command(
     weights: str = Weights,
     trust_code: bool = TrustCode,
     device: str = Device,
+    fmt: str = FormatOption,
 ) -> None:
     """Accept or reject every metamer of a generate folder against its model's null.
 
@@ -140,7 +146,15 @@ def validate_command(
     --weights / --random-weights apply only to generators that record no load
     (folders of older versions): give the same as to `generate`. A model with
     other weights than its metamers' recorded fingerprints is refused.
+
+    --format csv|json prints the whole validation table (one row per metamer
+    and judging model, as in validation.csv).
     """
+    from metamers.io import write_table
+    from metamers.stimuli import resolve_stimuli
+    from metamers.validation import null_provider, recorded_loader, validate_results
+
+    check_format(fmt)
     results = _load_results(directory)
     provider = null_provider(
         resolve_stimuli(null_stimuli), pairs, seed=seed, cache_dir=cache_dir, batch_size=batch_size
@@ -166,8 +180,11 @@ def validate_command(
             criterion=null_criterion(criterion, quantile, alpha, inclusive),
         )
     write_table(table, directory / "validation")
-    _print_validation(table)
-    out.print(f"wrote {directory / 'validation.parquet'} and {directory / 'validation.csv'}")
+    if fmt == "table":
+        _print_validation(table)
+    else:
+        emit(table, fmt)
+    console.print(f"wrote {directory / 'validation.parquet'} and {directory / 'validation.csv'}")
 
 
 def _load_results(directory: Path) -> list:

@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from metamers.cli.app import app
-from metamers.cli.common import console, out, set_threads
+from metamers.cli.common import FormatOption, check_format, console, emit, out, set_threads
 from metamers.errors import ConfigError
-from metamers.report import build_report
-from metamers.studies import (
-    StudyConfig,
-    StudyStore,
-    load_bundled_study,
-    load_study,
-    plan_study,
-    run_study,
-)
-from metamers.studies.planner import check_study
-from metamers.studies.store import catalog_status, is_running
+
+if TYPE_CHECKING:
+    from metamers.studies import StudyConfig
 
 
 def _open_study(
     path: Path | None, name: str | None, executor: str | None, address: str | None, out_dir
 ) -> StudyConfig:
+    from metamers.studies import load_bundled_study, load_study
+
     if path is not None and name is not None:
         raise ConfigError("give a study file or --study NAME, not both")
     study = load_study(path) if path is not None else load_bundled_study(name or "default")
@@ -58,6 +53,9 @@ def run_command(
     ),
 ) -> None:
     """Run (or resume) a study: finished tasks are skipped, changed settings recomputed."""
+    from metamers.report import build_report
+    from metamers.studies import run_study
+
     set_threads()
     study = _open_study(study_file, study_name, executor, address, out_dir)
     if dry_run:
@@ -70,6 +68,8 @@ def run_command(
             console.print(f"[green]done[/]    {task.label}  ({outcome.seconds:.1f} s)")
         elif event == "failed":
             console.print(f"[red]failed[/]  {task.label}: {outcome.error.splitlines()[0]}")
+        elif event == "progress":
+            console.print(f"[dim]…[/]       {task.label}: {outcome}", highlight=False)
 
     summary = run_study(study, reporter=build_report, progress=progress)
     for note in summary.notes:
@@ -86,6 +86,8 @@ def run_command(
 
 def _check_study(study: StudyConfig) -> None:
     """Print every problem found without computing, one ``error:`` line each; exit 2 if any."""
+    from metamers.studies.planner import check_study
+
     problems = check_study(study)
     label = Path(study.source).name if study.source else "study"
     for problem in problems:
@@ -95,6 +97,9 @@ def _check_study(study: StudyConfig) -> None:
 
 
 def _print_plan(study: StudyConfig) -> None:
+    from metamers.studies import plan_study
+    from metamers.studies.store import catalog_status
+
     plan = plan_study(study)
     done = catalog_status(study.output_dir)
     table = Table("wave", "kind", "task", "key", "status")
@@ -126,8 +131,17 @@ def status_command(
         help="Also check every finished result's files against their catalogued size and "
         "SHA-256 (a re-run recomputes any that differ).",
     ),
+    fmt: str = FormatOption,
 ) -> None:
-    """Done, pending and failed tasks of a study's current plan."""
+    """Done, pending and failed tasks of a study's current plan.
+
+    --format csv|json prints one record per planned task: kind, label, key,
+    status (done, submitted, pending or failed) and error.
+    """
+    from metamers.studies import StudyStore
+    from metamers.studies.store import is_running
+
+    check_format(fmt)
     running = is_running(study_dir)
     with StudyStore(study_dir) as store:
         planned = store.planned()
@@ -146,6 +160,27 @@ def status_command(
             str(statuses.count("pending") - busy),
             str(statuses.count("failed")),
         )
+    if fmt != "table":
+        emit(
+            [
+                {
+                    "kind": t["kind"],
+                    "label": t["label"],
+                    "key": t["key"],
+                    "status": "submitted"
+                    if t["status"] == "pending" and t["key"] in in_flight
+                    else t["status"],
+                    "error": t["error"] or None,
+                }
+                for t in planned
+            ],
+            fmt,
+        )
+        for problem in problems:
+            console.print(f"damaged {problem}")
+        if problems:
+            raise typer.Exit(1)
+        return
     out.print(table)
     for task in planned:
         if task["status"] == "failed":
@@ -171,5 +206,7 @@ def report_command(
     study_dir: Path = typer.Argument(..., help="Study folder."),
 ) -> None:
     """Rebuild a study's HTML report and tables from its finished results."""
+    from metamers.report import build_report
+
     result = build_report(study_dir)
     out.print(f"report: {study_dir / 'report' / 'index.html'} ({len(result['sections'])} sections)")

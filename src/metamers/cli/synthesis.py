@@ -21,12 +21,9 @@ from metamers.cli.common import (
     out,
     split_list,
 )
+from metamers.defaults import DEFAULT_NULL_PAIRS
 from metamers.errors import ConfigError
 from metamers.io import check_writable_dir
-from metamers.null import DEFAULT_NULL_PAIRS
-from metamers.stimuli import resolve_stimuli
-from metamers.synthesis import generate_metamers, get_preset, parse_layer_jobs
-from metamers.validation import AcceptanceStop, null_provider
 
 LAYERS_HELP = (
     "Layer jobs, each its own metamers: 'a,b' = two jobs; 'a+b' = one metamer matching a and b "
@@ -95,6 +92,10 @@ def generate_command(
     that fail (non-finite loss) are listed with their reason and the exit
     status is 1.
     """
+    from metamers.stimuli import resolve_stimuli
+    from metamers.synthesis import generate_metamers, get_preset, parse_layer_jobs
+    from metamers.validation import AcceptanceStop, null_provider
+
     check_writable_dir(out_dir)  # a file in the way or a read-only target: before any work
     settings = get_preset(
         preset,

@@ -12,16 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from metamers.defaults import CRITERION_KINDS as CRITERION_KINDS
+from metamers.defaults import DEFAULT_NULL_PAIRS as DEFAULT_NULL_PAIRS
 from metamers.errors import ConfigError
 from metamers.null.distribution import NullDistribution
-
-CRITERION_KINDS = ("max", "quantile", "p_value")
-
-DEFAULT_NULL_PAIRS = 10_000
-"""Null size every command uses unless told otherwise (``validate``, ``--stop-accepted``,
-a fresh validation by ``evaluate``): the smallest the published work used (10^4–10^6
-pairs). The maximum of a null grows with its size, so one default everywhere keeps a
-metamer stopped "at acceptance" accepted by a later validation."""
 
 
 @dataclass(frozen=True)

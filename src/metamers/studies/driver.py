@@ -39,8 +39,10 @@ from metamers.studies.tasks import (
 Reporter = Callable[[Path, Path], dict[str, Any]]
 """``reporter(study_dir, out_dir) -> summary``: writes the report's files into ``out_dir``."""
 
-ProgressFn = Callable[[str, Task, TaskOutcome | None], None]
-"""``progress(event, task, outcome)`` with event ``submitted``, ``done``, ``failed``, ``skipped``."""
+ProgressFn = Callable[[str, Task, TaskOutcome | str | None], None]
+"""``progress(event, task, outcome)`` with event ``submitted``, ``done``, ``failed``, ``skipped``;
+or ``progress("progress", task, line)`` with a running task's periodic progress line (from
+executors that run tasks in the driver's process)."""
 
 
 @dataclass
@@ -174,6 +176,8 @@ def _run_wave(
     for spec in specs:
         store.log("submitted", spec.key)
         _notify(progress, "submitted", plan.tasks[spec.key], None)
+    if progress is not None and hasattr(executor, "on_progress"):
+        executor.on_progress = lambda key, line: progress("progress", plan.tasks[key], line)
     for outcome in executor.run(specs):
         _finish(plan.tasks[outcome.key], outcome, store, executor.name, summary, progress)
     for task in in_driver:

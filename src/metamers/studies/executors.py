@@ -18,7 +18,7 @@ results do not depend on which one ran them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -55,9 +55,15 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Runs tasks in the driver's process, one after another."""
+    """Runs tasks in the driver's process, one after another.
+
+    Its tasks' periodic progress lines go to :attr:`on_progress` (set by the
+    driver); other executors leave them in each task's ``progress.log``.
+    """
 
     name = "local"
+    on_progress: Callable[[str, str], None] | None = None
+    """``on_progress(key, line)``: a running task's progress line."""
 
     def __init__(self, settings: ExecutorSection) -> None:
         self.settings = settings
@@ -76,7 +82,7 @@ class LocalExecutor:
             :class:`~metamers.studies.tasks.TaskSpec`).
         """
         for spec in specs:
-            yield run_task(spec)
+            yield run_task(spec, self.on_progress)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -96,6 +96,19 @@ class TaskContext:
     inputs: tuple[InputRef, ...]
     out: Path
     device: str
+    progress: Callable[[str], None] | None = None
+    """Receives the task's periodic progress lines (see :meth:`report`)."""
+
+    def report(self, line: str) -> None:
+        """Pass one progress line on (to ``metamers run``'s output, or a worker's log).
+
+        Parameters
+        ----------
+        line
+            E.g. ``"step 200, 1/4 metamers, best loss 0.012, median 0.034"``.
+        """
+        if self.progress is not None:
+            self.progress(line)
 
     def inputs_of(self, kind: str) -> list[InputRef]:
         """Finished inputs of one kind, in plan order.
@@ -202,6 +215,7 @@ def _run_null(ctx: TaskContext) -> dict[str, Any]:
             seed=settings["seed"],
             pairs_per_view=settings.get("pairs_per_view", DEFAULT_PAIRS_PER_VIEW),
             zero_test=settings.get("zero_test", DEFAULT_ZERO_TEST),
+            progress=_every(ctx, lambda done, total: f"{done}/{total} null pairs"),
         )
     null.save(ctx.out / NULL_FILE)
     write_table(null.to_frame(), ctx.out / "null")
@@ -289,6 +303,7 @@ def _run_generate(ctx: TaskContext) -> dict[str, Any]:
         SynthesisSettings(**settings["synthesis"]),
         batch_size=len(stimuli),
         seed=settings["seed"],
+        progress=_every(ctx, _generate_line(settings["synthesis"].get("max_steps"))),
     )
     # items the engine gave up on (non-finite losses) are recorded as failed, not retried
     failed = sorted(set(stimuli.ids) - {r.stimulus_id for r in results})
@@ -297,6 +312,42 @@ def _run_generate(ctx: TaskContext) -> dict[str, Any]:
         "failed": failed,
         "final_loss": {r.stimulus_id: float(r.losses[-1]) for r in results},
     }
+
+
+PROGRESS_SECONDS = 10.0
+"""Seconds between two progress lines of a long task (the first comes after this long too)."""
+
+
+def _every(ctx: TaskContext, line: Callable[..., str]) -> Callable[..., None] | None:
+    """A library progress callback: ``line(*args)`` at every call, reported every :data:`PROGRESS_SECONDS`."""
+    if ctx.progress is None:
+        return None
+    last = [time.monotonic()]
+
+    def callback(*args: Any) -> None:
+        text, now = line(*args), time.monotonic()
+        if now - last[0] >= PROGRESS_SECONDS:
+            last[0] = now
+            ctx.report(text)
+
+    return callback
+
+
+def _generate_line(max_steps: int | None) -> Callable[[dict], str]:
+    """Progress lines of a generate task from :func:`generate_metamers`' per-step events."""
+    steps = [0]
+
+    def line(event: dict) -> str:
+        steps[0] += 1  # one event per optimisation step
+        budget = f"/{max_steps}" if max_steps else ""
+        return (
+            f"step {steps[0]}{budget} of {event['job']}, "
+            f"{event['items_done']}/{event['items_total']} metamers done, "
+            f"best loss {event['best_loss']:.4g}, median {event['median_loss']:.4g}, "
+            f"{event['steps_per_s']:.1f} steps/s"
+        )
+
+    return line
 
 
 def _generated_results(ctx: TaskContext) -> list:
@@ -476,7 +527,7 @@ KINDS: dict[str, TaskKind] = {
 }
 
 
-def run_task(spec: TaskSpec) -> TaskOutcome:
+def run_task(spec: TaskSpec, progress: Callable[[str, str], None] | None = None) -> TaskOutcome:
     """Run one task and return its outcome; never raises for a task's own failure.
 
     Outputs are written to ``SCRATCH/out`` (kept across attempts, so a library
@@ -489,6 +540,10 @@ def run_task(spec: TaskSpec) -> TaskOutcome:
         The task: its kind's runner is called with the settings, inputs, scratch
         folder and device it names, on ``spec.threads`` torch threads (restored
         afterwards).
+    progress
+        Called as ``progress(key, line)`` with the periodic progress lines of
+        long tasks (generate, null); the lines are also appended to
+        ``SCRATCH/progress.log`` (all a remote worker keeps of them).
 
     Returns
     -------
@@ -503,7 +558,9 @@ def run_task(spec: TaskSpec) -> TaskOutcome:
     try:
         torch.set_num_threads(spec.threads)
         out = _scratch_dir(spec)
-        context = TaskContext(spec.settings, spec.inputs, out, spec.device)
+        context = TaskContext(
+            spec.settings, spec.inputs, out, spec.device, _progress_sink(spec, out, progress)
+        )
         summary = KINDS[spec.kind].runner(context)
         files = collect_files(out)
     except MetamersError as exc:
@@ -520,6 +577,24 @@ def run_task(spec: TaskSpec) -> TaskOutcome:
     finally:
         torch.set_num_threads(previous_threads)
     return TaskOutcome(spec.key, True, summary, files, seconds=_since(started), host=host)
+
+
+def _progress_sink(
+    spec: TaskSpec, out: Path, progress: Callable[[str, str], None] | None
+) -> Callable[[str], None]:
+    """Progress lines to ``SCRATCH/progress.log`` (best effort) and to ``progress``."""
+    log = out.parent / "progress.log"
+
+    def sink(line: str) -> None:
+        try:
+            with log.open("a", encoding="utf-8") as file:
+                file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        except OSError:
+            pass
+        if progress is not None:
+            progress(spec.key, line)
+
+    return sink
 
 
 def _since(started: float) -> float:
