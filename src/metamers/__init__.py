@@ -21,10 +21,9 @@ True
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from metamers._lazy import lazy_exports as _lazy_exports
 from metamers.errors import ConfigError, LayerError, MetamersError, ModelError, StimulusError
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
     )
     from metamers.validation import AcceptanceStop, judge, validate_results
 
-__version__ = "0.1.0"
+from metamers._version import __version__
 
 _ENTRY_POINTS = {
     # models and stimuli
@@ -74,36 +73,6 @@ _ENTRY_POINTS = {
     # studies
     "run_study": "metamers.studies:run_study",
 }
-
-
-def _lazy_exports(
-    namespace: dict[str, Any], table: dict[str, str]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for a module whose ``table`` names are imported on first use.
-
-    Parameters
-    ----------
-    namespace
-        The module's ``globals()``; a value is cached there on first use, and
-        ``dir()`` lists its ``__all__``.
-    table
-        Attribute name -> ``"module:attribute"`` (PEP 562).
-    """
-    module = namespace["__name__"]
-
-    def __getattr__(name: str) -> Any:
-        target = table.get(name)
-        if target is None:
-            raise AttributeError(f"module {module!r} has no attribute {name!r}")
-        source, _, attribute = target.partition(":")
-        value = getattr(importlib.import_module(source), attribute)
-        namespace[name] = value
-        return value
-
-    def __dir__() -> list[str]:
-        return sorted({*namespace.get("__all__", ()), *table})
-
-    return __getattr__, __dir__
 
 
 __getattr__, __dir__ = _lazy_exports(globals(), _ENTRY_POINTS)

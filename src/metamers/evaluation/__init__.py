@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from metamers import _lazy_exports
+from metamers._lazy import lazy_exports as _lazy_exports
 
 if TYPE_CHECKING:
     from metamers.evaluation.compare import (

@@ -121,9 +121,9 @@ def file_digest(path: Path) -> str:
 @functools.cache
 def versions() -> dict[str, str]:
     """Versions of the software that made a result (read without importing the packages)."""
-    import metamers
+    from metamers._version import __version__
 
-    found = {"metamers": metamers.__version__, "python": platform.python_version()}
+    found = {"metamers": __version__, "python": platform.python_version()}
     for package in ("torch", "timm", "numpy"):
         try:
             found[package] = importlib.metadata.version(package)
