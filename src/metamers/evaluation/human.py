@@ -66,15 +66,32 @@ def load_human_recognition(path: str | Path | None = None) -> pd.DataFrame:
     return table
 
 
+SCORE_COLUMNS: tuple[str, ...] = (
+    "correct",
+    "correct_vs_label",
+    "correct_vs_label_mean",
+    "agrees_with_reference",
+    "agrees_with_reference_mean",
+)
+"""Score columns :func:`other_model_recognition` looks for, in order, when none is named:
+``correct`` of a hand-made table, then the measures of the package's own ``recognition``
+(per stimulus) and ``recognition_summary`` (``{measure}_mean``) tables."""
+
+
 def other_model_recognition(
     table: pd.DataFrame,
     *,
-    score: str = "correct",
-    generator: str = "model",
-    recogniser: str = "recogniser",
+    score: str | None = None,
+    generator: str | None = None,
+    recogniser: str | None = None,
     exclude_self: bool = True,
 ) -> pd.DataFrame:
     """Mean recognition of each (generating model, layer)'s metamers by the other models.
+
+    Reads the package's own tables as they are: ``recognition_summary``
+    (``generator, layer, observer, {measure}_mean, {measure}_n``) and
+    ``recognition`` (one row per stimulus and observer), as well as a hand-made
+    ``model, layer, recogniser, correct`` table.
 
     Parameters
     ----------
@@ -82,9 +99,11 @@ def other_model_recognition(
         One row per trial (``score`` 0/1) or per condition (``score`` a proportion),
         with columns ``generator``, ``layer``, ``recogniser`` and ``score``.
     score
-        Column with correctness or accuracy.
+        Column with correctness or accuracy (default: the first of
+        :data:`SCORE_COLUMNS` present with any value).
     generator, recogniser
-        Columns naming the model that made the metamer and the model that classified it.
+        Columns naming the model that made the metamer and the model that classified
+        it (default: ``generator``/``observer`` where present, else ``model``/``recogniser``).
     exclude_self
         Leave out a model's recognition of its own metamers (trivially high).
 
@@ -92,18 +111,46 @@ def other_model_recognition(
     -------
     pandas.DataFrame
         Columns ``model``, ``layer``, ``model_recognition`` (mean over recognisers,
-        each recogniser weighted equally) and ``n_recognisers``.
+        each recogniser weighted equally), ``n_recognisers``, ``n_items`` (trials,
+        or the summed ``{score}_n`` of a summary; missing when unknown) and ``score``
+        (the column used).
     """
+    generator = generator or ("generator" if "generator" in table else "model")
+    recogniser = recogniser or ("observer" if "observer" in table else "recogniser")
+    score = score or _score_column(table)
     _require_columns(table, [generator, "layer", recogniser, score], "recognition table")
     rows = table[table[generator] != table[recogniser]] if exclude_self else table
+    rows = rows.dropna(subset=[score])
     if rows.empty:
         raise ConfigError(
-            "no recognition by other models: every row is a model on its own metamers"
+            f"no recognition by other models in {score!r}: every row is a model on its own "
+            "metamers or has no value"
         )
-    per_recogniser = rows.groupby([generator, "layer", recogniser], sort=False)[score].mean()
-    summary = per_recogniser.groupby(level=[0, 1], sort=False).agg(["mean", "size"]).reset_index()
-    return summary.rename(
+    keys = [generator, "layer", recogniser]
+    counts = f"{score.removesuffix('_mean')}_n" if score.endswith("_mean") else None
+    grouped = rows.groupby(keys, sort=False)
+    per_recogniser = grouped[score].mean().to_frame("score")
+    if counts is not None and counts in rows:
+        per_recogniser["items"] = grouped[counts].sum()
+    elif counts is None:
+        per_recogniser["items"] = grouped[score].size()
+    by_condition = per_recogniser.groupby(level=[0, 1], sort=False)
+    summary = by_condition["score"].agg(["mean", "size"])
+    if "items" in per_recogniser:
+        summary["n_items"] = by_condition["items"].sum().astype("int64")
+    summary = summary.reset_index().rename(
         columns={generator: "model", "mean": "model_recognition", "size": "n_recognisers"}
+    )
+    return summary.assign(score=score)
+
+
+def _score_column(table: pd.DataFrame) -> str:
+    for column in SCORE_COLUMNS:
+        if column in table and table[column].notna().any():
+            return column
+    raise ConfigError(
+        f"recognition table has no score column (one of {list(SCORE_COLUMNS)} with values); "
+        f"it has {list(table.columns)}"
     )
 
 
@@ -151,7 +198,9 @@ def correlate_with_human(
     Parameters
     ----------
     model_scores
-        Per-condition model recognition, e.g. from :func:`other_model_recognition`.
+        Per-condition model recognition, e.g. from :func:`other_model_recognition`,
+        or the package's own ``recognition_summary``/``recognition`` table (passed
+        through :func:`other_model_recognition` first).
     human
         Per-condition human recognition, e.g. from :func:`load_human_recognition`.
     model_column, human_column
@@ -176,6 +225,8 @@ def correlate_with_human(
         raise ConfigError(f"ci must be between 0 and 1, got {ci}")
     if n_boot < 1:
         raise ConfigError(f"n_boot must be positive, got {n_boot}")
+    if model_column not in model_scores and {"layer", "observer"} <= set(model_scores.columns):
+        model_scores = other_model_recognition(model_scores)
     joined = _join(model_scores, human, model_column, human_column, list(keys))
     x = joined[model_column].to_numpy(dtype=np.float64)
     y = joined[human_column].to_numpy(dtype=np.float64)

@@ -6,7 +6,8 @@ data exists: metamer grids (each metamer captioned with its final loss and
 whether it was accepted), image-quality metrics, loss curves, null
 histograms with the metamers marked, the generation-layer × measured-layer
 similarity matrix, the acceptance table, recognisability and
-representation-test heat maps with CIs, and RSA/CKA matrices. Failed tasks are
+representation-test heat maps with CIs, human vs other models' recognition (when
+the study names ``evaluation.human``), and RSA/CKA matrices. Failed tasks are
 listed first; ``tables/tasks.csv`` indexes every task (kind, label, model,
 layer, status) to its folder, relative to the study folder.
 """
@@ -19,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
+from matplotlib.figure import Figure
 
 from metamers.report import figures
 from metamers.report.page import Section, write_page, write_tables
@@ -625,12 +628,118 @@ def _compare_section(
     return [section]
 
 
+def _human_section(
+    store: StudyStore, records: list[TaskRecord], tables: dict[str, pd.DataFrame]
+) -> list[Section]:
+    study_file = store.root / "study.yaml"
+    if not study_file.is_file():
+        return []
+    evaluation = (yaml.safe_load(study_file.read_text()) or {}).get("evaluation") or {}
+    if not evaluation.get("human"):
+        return []
+    return [human_section(tables.get("recognition_summary"), evaluation["human"])]
+
+
+def human_section(recognition: pd.DataFrame | None, human_path: str | Path) -> Section:
+    """The "Humans and models" section: human recognition of each generation layer's
+    metamers against other models' recognition of them, and their correlation.
+
+    Parameters
+    ----------
+    recognition
+        The study's recognition summary (``generator, layer, observer,
+        {measure}_mean, {measure}_n``); ``None`` or empty before any evaluation.
+    human_path
+        CSV of human recognition (``model, layer, human_recognition``, see
+        :func:`~metamers.evaluation.human.load_human_recognition`); ``model``
+        names the generator as the recognition table does.
+    """
+    from metamers.errors import ConfigError
+    from metamers.evaluation.human import (
+        correlate_with_human,
+        load_human_recognition,
+        other_model_recognition,
+    )
+
+    section = Section(
+        "Humans and models",
+        text="Human recognition of each generation layer's metamers (from "
+        f"{Path(human_path).name}) against the mean recognition of them by the other "
+        "models (each observer weighted equally; n_recognisers observers, n_items "
+        "stimulus judgements); Spearman's rho and the R² of a least-squares line over "
+        "(model, layer) conditions, with 95% bootstrap CIs.",
+    )
+    try:
+        human = load_human_recognition(human_path)
+    except ConfigError as exc:
+        section.notes.append(str(exc))
+        return section
+    if recognition is None or recognition.empty:
+        section.notes.append("no recognition results yet")
+        return section
+    try:
+        models = other_model_recognition(recognition)
+    except ConfigError as exc:
+        section.notes.append(str(exc))
+        return section
+    joined = models.merge(human[["model", "layer", "human_recognition"]], on=["model", "layer"])
+    if joined.empty:
+        section.notes.append(
+            "no (model, layer) of the human table matches the study's generators "
+            f"({', '.join(sorted(set(models['model'])))}) and layers"
+        )
+        return section
+    first = ["model", "layer", "human_recognition", "model_recognition"]
+    joined = joined[[*first, *[c for c in joined if c not in first]]]
+    section.tables.append(joined)
+    try:
+        correlation = correlate_with_human(models, human, seed=0)
+    except ConfigError as exc:
+        section.notes.append(f"no correlation: {exc}")
+    else:
+        section.tables.append(correlation.reset_index())
+    section.figures.append(_human_scatter(joined))
+    return section
+
+
+def _human_scatter(joined: pd.DataFrame) -> Figure:
+    fig = Figure(figsize=(4.2, 4.0))
+    axis = fig.add_subplot()
+    axis.scatter(joined["model_recognition"], joined["human_recognition"], s=18)
+    for row in joined.itertuples():
+        axis.annotate(
+            f"{row.model} / {row.layer}",
+            (row.model_recognition, row.human_recognition),
+            fontsize=6,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
+    axis.plot([0, 1], [0, 1], color="0.7", linewidth=0.8, linestyle="--")
+    axis.set_xlim(-0.05, 1.05)
+    axis.set_ylim(-0.05, 1.05)
+    axis.set_xlabel("recognition by other models")
+    axis.set_ylabel("human recognition")
+    fig.tight_layout()
+    return fig
+
+
+def _human_tables(
+    store: StudyStore, records: list[TaskRecord], tables: dict[str, pd.DataFrame]
+) -> list[Section]:
+    sections = _human_section(store, records, tables)
+    for section in sections:
+        names = ["human_vs_models", "human_correlation"]
+        tables.update(zip(names, section.tables, strict=False))
+    return sections
+
+
 SECTION_BUILDERS: list[SectionBuilder] = [
     _metamers_section,
     _null_section,
     _acceptance_section,
     _layer_matrix_section,
     _evaluation_section,
+    _human_tables,
     _compare_section,
     _features_section,
 ]

@@ -207,6 +207,10 @@ class EvaluationSection(_Section):
     features: bool = False
     accepted_only: bool = True
     bootstraps: int = Field(default=1000, ge=1)
+    human: str | None = None
+    """CSV of human recognition per generator ``model, layer`` (the layout of
+    :func:`~metamers.evaluation.human.load_human_recognition`), relative to the YAML;
+    only the report reads it (a "Humans and models" section), no task key holds it."""
 
     def similarity_options(self, method: str) -> dict[str, Any]:
         """Options of :func:`~metamers.evaluation.compare.compare_models` for ``method``
@@ -452,7 +456,11 @@ def parse_study(data: Any, *, source: str = "<study>", base_dir: Path | None = N
         config = StudyConfig.model_validate({**data, "source": source})
     except ValidationError as exc:
         raise ConfigError(f"{label}: {_first_error(exc)}") from None
-    return _resolve_paths(config, base_dir) if base_dir is not None else config
+    config = _resolve_paths(config, base_dir) if base_dir is not None else config
+    human = config.evaluation.human
+    if human is not None and not Path(human).expanduser().is_file():
+        raise ConfigError(f"{label}: evaluation.human: {human} does not exist")
+    return config
 
 
 def _resolve_paths(config: StudyConfig, base_dir: Path) -> StudyConfig:
@@ -475,7 +483,11 @@ def _resolve_paths(config: StudyConfig, base_dir: Path) -> StudyConfig:
         }
     )
     null = config.null.model_copy(update={"stimuli": _resolve_spec(config.null.stimuli, base_dir)})
-    return config.model_copy(update={"models": models, "stimuli": stimuli, "null": null})
+    human = config.evaluation.human and _resolve(config.evaluation.human, base_dir)
+    evaluation = config.evaluation.model_copy(update={"human": human})
+    return config.model_copy(
+        update={"models": models, "stimuli": stimuli, "null": null, "evaluation": evaluation}
+    )
 
 
 def _resolve(text: str, base_dir: Path) -> str:
