@@ -123,3 +123,18 @@ def test_a_missing_human_table_is_refused_at_parse_time(tmp_path):
     path = write_study(tmp_path, _study(tmp_path, human="nowhere.csv"))
     with pytest.raises(ConfigError, match="evaluation.human: .*nowhere.csv does not exist"):
         load_study(path)
+
+
+def test_a_changed_human_table_rebuilds_only_the_report(tmp_path):
+    from metamers.studies import plan_study
+
+    table = tmp_path / "humans.csv"
+    table.write_text("model,layer,recognition\ntiny,conv1,0.9\n")
+    path = write_study(tmp_path, _study(tmp_path, human=str(table)))
+    before = {t.label: t.key for t in plan_study(load_study(path)).tasks.values()}
+    table.write_text("model,layer,recognition\ntiny,conv1,0.5\n")
+    after = {t.label: t.key for t in plan_study(load_study(path)).tasks.values()}
+    assert before["report"] != after["report"]
+    assert {k: v for k, v in before.items() if k != "report"} == {
+        k: v for k, v in after.items() if k != "report"
+    }

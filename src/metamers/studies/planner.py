@@ -22,6 +22,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from metamers.stimuli import StimulusSet, resolve_stimuli
@@ -228,10 +229,19 @@ def plan_study(study: StudyConfig) -> Plan:
     plan.add(
         "report",
         "report",
-        {"study": study.name},
+        _report_settings(study),
         [*features.values(), *nulls.values(), *generated_keys, *validated, *evaluated, *compared],
     )
     return plan
+
+
+def _report_settings(study: StudyConfig) -> dict[str, Any]:
+    """The report's own inputs: the study name and, when given, the human table's content."""
+    settings: dict[str, Any] = {"study": study.name}
+    human = study.evaluation.human
+    if human:
+        settings["human"] = hashlib.sha256(Path(human).read_bytes()).hexdigest()[:16]
+    return settings
 
 
 def reference_stimuli(study: StudyConfig) -> StimulusSet:
