@@ -8,6 +8,8 @@ finished is computed again (its ``record.json`` is not rewritten).
 
 from __future__ import annotations
 
+import random
+import signal
 import subprocess
 import sys
 import textwrap
@@ -164,3 +166,56 @@ def test_concurrent_second_generate(model, stimuli, undisturbed, tmp_path):
         torch.testing.assert_close(result.metamer, undisturbed[sid].metamer)
         assert result.settings["settings"]["max_steps"] == 40
     assert finished_records(out) == kept
+
+
+KILL_SETTINGS = get_preset("fast", max_steps=1000, checkpoint_every=25, init="noise")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kill9_during_generate_at_a_seeded_random_moment(model, stimuli, tmp_path, seed):
+    """kill -9 while `generate` runs (seeded moment), then re-run: complete, equal, no redo."""
+    reference = {
+        r.stimulus_id: r
+        for r in generate_metamers(
+            model, "3", stimuli, tmp_path / "undisturbed", KILL_SETTINGS, batch_size=2
+        )
+    }
+    out = tmp_path / "killed"
+    script = tmp_path / "run.py"
+    script.write_text(
+        MODEL_CODE
+        + textwrap.dedent(
+            f"""
+            from metamers.stimuli import resolve_stimuli
+            from metamers.synthesis import generate_metamers, get_preset
+
+            torch.set_num_threads({torch.get_num_threads()})
+            settings = get_preset("fast", max_steps=1000, checkpoint_every=25, init="noise")
+            stimuli = resolve_stimuli({stimuli.spec!r})
+            generate_metamers(tiny_model(), "3", stimuli, {str(out)!r}, settings, batch_size=2)
+            """
+        )
+    )
+    process = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None and not _checkpoints(out):
+            time.sleep(0.01)
+        time.sleep(random.Random(seed).uniform(0.0, 1.0))  # from the first checkpoint on
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        assert process.returncode == -signal.SIGKILL, "the run ended before the kill"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    kept = finished_records(out)
+
+    generate_metamers(model, "3", stimuli, out, KILL_SETTINGS, batch_size=2)
+
+    check_complete(out, reference, kept)
+
+
+def _checkpoints(out) -> list:
+    return list(out.glob("**/.checkpoints/*")) if out.exists() else []
