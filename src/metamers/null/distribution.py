@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from metamers.errors import ConfigError, LayerError, StimulusError
+from metamers.io import check_writable_dir
 from metamers.models import PixelModel
 from metamers.null.augment import Augmentation, augmented_view, prepare_source
 from metamers.null.cache import (
@@ -523,6 +524,8 @@ def compute_null(
     if null is None and path is not None and not path.exists():
         null = _read_larger(path.parent, model.name, key, layers)
     if null is None:
+        if path is not None:
+            check_writable_dir(path.parent)  # before the work, not after it
         null = _sample_null(
             model,
             layers,
