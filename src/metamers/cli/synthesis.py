@@ -53,7 +53,12 @@ def generate_command(
         None, "--init-source", help="Stimulus file for --init stimulus."
     ),
     steps: int = typer.Option(None, "--steps", min=0, help="Update budget per metamer."),
-    lr: float = typer.Option(None, "--lr", help="Initial step size."),
+    lr: float = typer.Option(
+        None,
+        "--lr",
+        help="Initial step size (default: the preset's; changing --optimizer picks that "
+        "optimiser's measured default, see docs/synthesis.md).",
+    ),
     loss_threshold: float = typer.Option(None, "--loss-threshold", help="Stop an item below this."),
     amp: bool = typer.Option(None, "--amp/--no-amp", help="bf16 autocast (CUDA)."),
     stop_accepted: bool = typer.Option(
