@@ -10,8 +10,10 @@ from metamers.stimuli.sets import (
     register_bundled,
     resolve_stimuli,
 )
+from metamers.stimuli.sounds import SoundLoader, load_sound, model_sample_rate
 
 __all__ = [
+    "SoundLoader",
     "Stimulus",
     "StimulusSet",
     "Target",
@@ -19,7 +21,9 @@ __all__ = [
     "bundled_names",
     "fit_image",
     "load_image",
+    "load_sound",
     "match_channels",
+    "model_sample_rate",
     "register_bundled",
     "resolve_stimuli",
 ]

@@ -1,7 +1,10 @@
-"""Stimulus sets: bundled photos, image folders and file lists, behind one spec string.
+"""Stimulus sets: bundled photos, image and sound folders and file lists, behind one spec string.
 
 A *spec* names a set: ``bundled:photos``, a folder (optionally with one
 sub-folder per class), a single file, or a comma-separated list of files.
+Sound files (``.wav``, ``.flac``, ``.ogg``) make an audio set
+(``modality="audio"``, see :mod:`metamers.stimuli.sounds`); a set holds
+images or sounds, not both.
 
 Class sub-folders named by ImageNet WordNet ids (``n07920052/``, the layout of
 ImageNet validation sets) or ImageNet class names (``espresso/``) label their
@@ -36,6 +39,7 @@ from metamers.stimuli.bundled import load_packaged, photo_records
 from metamers.stimuli.images import IMAGE_SUFFIXES, fit_image, load_image
 from metamers.stimuli.labels_file import file_labels
 from metamers.stimuli.mnist import held_out_records, load_digit
+from metamers.stimuli.sounds import DEFAULT_RMS, DEFAULT_SAMPLE_RATE, SOUND_SUFFIXES, SoundLoader
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,8 @@ class StimulusSet(Sequence[Stimulus]):
         if self.labels_file is not None:
             lines.append(f"labels\t{self.label_space}")
             lines += [f"{s.id}\t{s.target}\t{s.label}" for s in self.stimuli]
+        if isinstance(self.loader, SoundLoader):
+            lines.append(f"rms\t{self.loader.rms}")
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
     def targets(self) -> dict[str, Target | None]:
@@ -184,12 +190,21 @@ class StimulusSet(Sequence[Stimulus]):
         """
         return self.loader(stimulus)
 
-    def load(self, stimulus: Stimulus, input_shape: tuple[int, ...]) -> torch.Tensor:
+    def load(
+        self,
+        stimulus: Stimulus,
+        input_shape: tuple[int, ...],
+        *,
+        sample_rate: int | None = None,
+    ) -> torch.Tensor:
         """Load one stimulus fitted to a model's ``input_shape``.
 
         Images are centre-square-cropped and resized (see
         :func:`~metamers.stimuli.images.fit_image`); waveforms are centre-cropped or
-        zero-padded (:func:`~metamers.stimuli.audio.fit_waveform`).
+        zero-padded (:func:`~metamers.stimuli.audio.fit_waveform`). Sound files are
+        resampled to ``sample_rate``, fitted to the length, demeaned and scaled to the
+        set's RMS, reading only the frames needed
+        (:func:`~metamers.stimuli.sounds.load_sound`).
 
         Parameters
         ----------
@@ -198,21 +213,31 @@ class StimulusSet(Sequence[Stimulus]):
         input_shape
             The model's input shape without the batch dimension: ``(C, H, W)`` or
             ``(T,)``.
+        sample_rate
+            The model's sample rate for sound files
+            (:func:`~metamers.stimuli.sounds.model_sample_rate`); ``None`` uses the
+            set's (20,000 Hz, the published rate, unless resolved with another).
 
         Raises
         ------
         StimulusError
             The stimulus cannot be decoded.
         """
-        raw = self.load_raw(stimulus)
         if self.modality == "audio":
             from metamers.stimuli.audio import fit_waveform
 
-            return fit_waveform(raw, input_shape)
+            if isinstance(self.loader, SoundLoader) and len(input_shape) == 1:
+                return self.loader.fitted(stimulus, input_shape[0], sample_rate)
+            return fit_waveform(self.load_raw(stimulus), input_shape)
+        raw = self.load_raw(stimulus)
         return fit_image(raw, input_shape)  # type: ignore[arg-type]
 
     def batches(
-        self, input_shape: tuple[int, ...], batch_size: int
+        self,
+        input_shape: tuple[int, ...],
+        batch_size: int,
+        *,
+        sample_rate: int | None = None,
     ) -> Iterator[tuple[list[Stimulus], torch.Tensor]]:
         """Yield ``(stimuli, tensor)`` batches fitted to ``input_shape``.
 
@@ -225,6 +250,8 @@ class StimulusSet(Sequence[Stimulus]):
             The model's input shape without the batch dimension (see :meth:`load`).
         batch_size
             Stimuli per batch; the last batch may be smaller.
+        sample_rate
+            The model's sample rate for sound files (see :meth:`load`).
 
         Yields
         ------
@@ -235,7 +262,7 @@ class StimulusSet(Sequence[Stimulus]):
         tensors: list[torch.Tensor] = []
         for stimulus in self.stimuli:
             try:
-                tensors.append(self.load(stimulus, input_shape))
+                tensors.append(self.load(stimulus, input_shape, sample_rate=sample_rate))
             except StimulusError as exc:
                 if not self.skip_bad:
                     raise
@@ -316,13 +343,15 @@ def resolve_stimuli(
     labels: str | Path | None = None,
     ids: Sequence[str] | None = None,
     limit: int | None = None,
+    sample_rate: int | None = None,
+    rms: float | None = DEFAULT_RMS,
 ) -> StimulusSet:
     """Resolve a stimulus spec string to a :class:`StimulusSet`.
 
     Parameters
     ----------
     spec
-        ``bundled:NAME``, a folder, an image file, or comma-separated files.
+        ``bundled:NAME``, a folder, an image or sound file, or comma-separated files.
     skip_bad
         Skip undecodable files with a warning instead of failing.
     labels
@@ -331,12 +360,19 @@ def resolve_stimuli(
     ids, limit
         Keep only these stimuli (:meth:`StimulusSet.select`), then only the
         first ``limit``; the labels file needs rows only for those kept.
+    sample_rate
+        Sound files: the rate (Hz) of :meth:`StimulusSet.load_raw` and the default of
+        :meth:`StimulusSet.load`; ``None`` is 20,000 Hz, the published rate.
+    rms
+        Sound files: the RMS after mean removal (0.1, the published level); ``None``
+        keeps each file's level.
 
     Raises
     ------
     StimulusError
         Unknown bundled name, missing path, a set with no stimuli, class
-        sub-folders of which only some name ImageNet classes, an unknown id,
+        sub-folders of which only some name ImageNet classes, images mixed with sounds,
+        an unknown id,
         or a labels file that cannot be read or does not label every stimulus kept.
     """
     spec = spec.strip()
@@ -349,11 +385,12 @@ def resolve_stimuli(
             )
         result = factories[name]()
     else:
+        sounds = SoundLoader(sample_rate or DEFAULT_SAMPLE_RATE, rms)
         paths = [Path(p.strip()) for p in spec.split(",") if p.strip()]
         if len(paths) == 1 and paths[0].is_dir():
-            result = _folder_set(spec, paths[0], folder_labels=labels is None)
+            result = _folder_set(spec, paths[0], sounds, folder_labels=labels is None)
         else:
-            result = _file_list_set(spec, paths)
+            result = _file_list_set(spec, paths, sounds)
     if not len(result):
         raise StimulusError(f"stimulus set {spec!r} is empty")
     if ids is not None:
@@ -404,14 +441,42 @@ def _load_path(stimulus: Stimulus) -> torch.Tensor:
     return load_image(stimulus.source)
 
 
-def _file_list_set(spec: str, paths: list[Path]) -> StimulusSet:
+def _is_sound(path: Path) -> bool:
+    return path.suffix.lower() in SOUND_SUFFIXES
+
+
+def _modality(spec: str, paths: Sequence[Path]) -> str:
+    """``"audio"`` when every path is a sound file, ``"image"`` when none is."""
+    sounds = [p for p in paths if _is_sound(p)]
+    if not sounds:
+        return "image"
+    if len(sounds) == len(paths):
+        return "audio"
+    others = [p.name for p in paths if not _is_sound(p)]
+    raise StimulusError(
+        f"stimulus set {spec!r} mixes sounds ({_few([p.name for p in sounds], 3)}) with "
+        f"other files ({_few(others, 3)}); give images or sounds, not both"
+    )
+
+
+def _typed_set(
+    spec: str, stimuli: list[Stimulus], sounds: SoundLoader, label_space: str | None = None
+) -> StimulusSet:
+    if _modality(spec, [Path(s.source) for s in stimuli]) == "audio":
+        return StimulusSet(
+            spec=spec, stimuli=stimuli, loader=sounds, label_space=label_space, modality="audio"
+        )
+    return StimulusSet(spec=spec, stimuli=stimuli, loader=_load_path, label_space=label_space)
+
+
+def _file_list_set(spec: str, paths: list[Path], sounds: SoundLoader) -> StimulusSet:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise StimulusError(f"stimulus path not found: {', '.join(missing)}")
     stimuli = [
         Stimulus(id=_unique_id(p.stem, i, paths), source=str(p)) for i, p in enumerate(paths)
     ]
-    return StimulusSet(spec=spec, stimuli=stimuli, loader=_load_path)
+    return _typed_set(spec, stimuli, sounds)
 
 
 def _unique_id(stem: str, index: int, paths: list[Path]) -> str:
@@ -419,7 +484,9 @@ def _unique_id(stem: str, index: int, paths: list[Path]) -> str:
     return stem if clashes == 1 else f"{stem}-{index}"
 
 
-def _folder_set(spec: str, folder: Path, *, folder_labels: bool = True) -> StimulusSet:
+def _folder_set(
+    spec: str, folder: Path, sounds: SoundLoader, *, folder_labels: bool = True
+) -> StimulusSet:
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     stimuli: list[Stimulus] = []
     if classes:
@@ -430,7 +497,7 @@ def _folder_set(spec: str, folder: Path, *, folder_labels: bool = True) -> Stimu
             else ("folders", list(range(len(names))), names)
         )
         for class_dir, target, label in zip(classes, targets, labels, strict=True):
-            for path in _images_in(class_dir):
+            for path in _stimulus_files_in(class_dir):
                 stimuli.append(
                     Stimulus(
                         id=f"{class_dir.name}/{path.stem}",
@@ -439,16 +506,17 @@ def _folder_set(spec: str, folder: Path, *, folder_labels: bool = True) -> Stimu
                         target=target,
                     )
                 )
-        return StimulusSet(spec=spec, stimuli=stimuli, loader=_load_path, label_space=space)
-    stimuli = [Stimulus(id=p.stem, source=str(p)) for p in _images_in(folder)]
-    return StimulusSet(spec=spec, stimuli=stimuli, loader=_load_path)
+        return _typed_set(spec, stimuli, sounds, space)
+    stimuli = [Stimulus(id=p.stem, source=str(p)) for p in _stimulus_files_in(folder)]
+    return _typed_set(spec, stimuli, sounds)
 
 
-def _images_in(folder: Path) -> list[Path]:
+def _stimulus_files_in(folder: Path) -> list[Path]:
+    """The folder's image and sound files (a set of both is refused later)."""
     return sorted(
         p
         for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        if p.suffix.lower() in IMAGE_SUFFIXES + SOUND_SUFFIXES and not p.name.startswith(".")
     )
 
 
