@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import soundfile
@@ -22,8 +22,12 @@ import torch
 
 from metamers.errors import StimulusError
 
-if TYPE_CHECKING:
-    from metamers.stimuli.sets import Stimulus
+
+class HasSource(Protocol):
+    """What the loader reads of a stimulus: its ``source`` file (a ``Stimulus`` fits)."""
+
+    source: str
+
 
 __all__ = [
     "DEFAULT_RMS",
@@ -184,7 +188,7 @@ class SoundLoader:
     sample_rate: int = DEFAULT_SAMPLE_RATE
     rms: float | None = DEFAULT_RMS
 
-    def __call__(self, stimulus: Stimulus) -> torch.Tensor:
+    def __call__(self, stimulus: HasSource) -> torch.Tensor:
         """Decode a stimulus's whole file (see :func:`load_sound`).
 
         Parameters
@@ -195,7 +199,7 @@ class SoundLoader:
         return load_sound(stimulus.source, self.sample_rate, rms=self.rms)
 
     def fitted(
-        self, stimulus: Stimulus, length: int, sample_rate: int | None = None
+        self, stimulus: HasSource, length: int, sample_rate: int | None = None
     ) -> torch.Tensor:
         """Decode a stimulus fitted to ``length`` samples (see :func:`load_sound`).
 
