@@ -379,16 +379,7 @@ class Cochleagram(torch.nn.Module):
             ``(N, 1, filters, frames)``.
         """
         s = self.settings
-        if x.dim() == 1:
-            x = x.unsqueeze(0)
-        elif x.dim() == 3:
-            if x.shape[1] != 1:
-                raise ValueError(f"expected one channel, got shape {tuple(x.shape)}")
-            x = x[:, 0]
-        elif x.dim() != 2:
-            raise ValueError(f"expected (N, T), (N, 1, T) or (T,), got shape {tuple(x.shape)}")
-        if not x.is_floating_point():
-            x = x.to(torch.get_default_dtype())
+        x = waveform_batch(x)
         n, length = x.shape
         filts, kernel = self._buffers_for(length, x.dtype, x.device)
         spec = torch.fft.rfft(x, dim=-1)
@@ -410,3 +401,32 @@ class Cochleagram(torch.nn.Module):
             s.power_grad_clip,
         )
         return out.unsqueeze(1)
+
+
+def waveform_batch(x: torch.Tensor) -> torch.Tensor:
+    """A front end's input as an ``(N, T)`` floating-point batch.
+
+    Parameters
+    ----------
+    x
+        Waveforms ``(N, T)``, ``(N, 1, T)`` or ``(T,)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, T)``; integer input becomes the default float dtype.
+
+    Raises
+    ------
+    ValueError
+        Any other shape.
+    """
+    if x.dim() == 1:
+        x = x.unsqueeze(0)
+    elif x.dim() == 3:
+        if x.shape[1] != 1:
+            raise ValueError(f"expected one channel, got shape {tuple(x.shape)}")
+        x = x[:, 0]
+    elif x.dim() != 2:
+        raise ValueError(f"expected (N, T), (N, 1, T) or (T,), got shape {tuple(x.shape)}")
+    return x if x.is_floating_point() else x.to(torch.get_default_dtype())

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from metamers.audio.cochleagram import waveform_batch
+
 __all__ = ["LogMelSettings", "LogMelSpectrogram", "hz2mel", "mel2hz", "mel_filterbank"]
 
 
@@ -260,16 +262,7 @@ class LogMelSpectrogram(torch.nn.Module):
             ``(N, 1, n_mels, frames)``.
         """
         s = self.settings
-        if x.dim() == 1:
-            x = x.unsqueeze(0)
-        elif x.dim() == 3:
-            if x.shape[1] != 1:
-                raise ValueError(f"expected one channel, got shape {tuple(x.shape)}")
-            x = x[:, 0]
-        elif x.dim() != 2:
-            raise ValueError(f"expected (N, T), (N, 1, T) or (T,), got shape {tuple(x.shape)}")
-        if not x.is_floating_point():
-            x = x.to(torch.get_default_dtype())
+        x = waveform_batch(x)
         filts, window = self._buffers_for(x.shape[-1], x.dtype, x.device)
         spec = torch.stft(
             x,
