@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 
 from metamers.errors import ConfigError, ModelError
-from metamers.io import locked, write_json_atomic
+from metamers.io import locked, path_name, write_json_atomic
 from metamers.models import PixelModel
 from metamers.models.registry import load_spec
 from metamers.stimuli import Stimulus, StimulusSet, load_image
@@ -64,7 +64,6 @@ from metamers.synthesis.storage import (
     legacy_name,
     read_record,
     read_result,
-    safe_name,
     set_aside,
     versions,
     write_metamer,
@@ -75,7 +74,7 @@ NameFn = Callable[[str], str]
 LOCK = ".lock"
 RUN = "run.json"
 NAMING = "path_name"
-"""``run.json`` ``naming`` of folders whose names come from :func:`safe_name`;
+"""``run.json`` ``naming`` of folders whose names come from :func:`~metamers.io.path_name`;
 folders made before it was recorded use :func:`legacy_name`."""
 
 
@@ -281,7 +280,7 @@ def item_seed(seed: int, stimulus_id: str) -> int:
 
 
 def job_folder(
-    out: Path, models: list[PixelModel], job: LayerJob, name: NameFn = safe_name
+    out: Path, models: list[PixelModel], job: LayerJob, name: NameFn = path_name
 ) -> Path:
     """``OUT/<generator>/<job label>`` for one job.
 
@@ -295,7 +294,7 @@ def job_folder(
     job
         The layer job; its label names the sub-folder.
     name
-        The id-to-folder-name mapping (:func:`~metamers.synthesis.storage.safe_name`;
+        The id-to-folder-name mapping (:func:`~metamers.io.path_name`;
         ``legacy_name`` for folders of earlier versions).
 
     Returns
@@ -342,7 +341,7 @@ def check_run_folder(
     Returns
     -------
     callable
-        The folder's id-to-folder-name mapping: :func:`safe_name`, or
+        The folder's id-to-folder-name mapping: :func:`~metamers.io.path_name`, or
         :func:`legacy_name` for a folder of an earlier version that holds metamers.
 
     Raises
@@ -388,7 +387,7 @@ def check_run_folder(
         run["naming"] = NAMING  # nothing finished yet, so no folder of the old naming counts
     run.setdefault("invocations", []).append(invocation)
     write_json_atomic(path, run)
-    return safe_name if run.get("naming") == NAMING else legacy_name
+    return path_name if run.get("naming") == NAMING else legacy_name
 
 
 def _holds_metamers(out: Path) -> bool:
@@ -450,7 +449,7 @@ class _BatchRunner:
         out: Path,
         settings: SynthesisSettings,
         seed: int,
-        name: NameFn = safe_name,
+        name: NameFn = path_name,
     ) -> None:
         self.models, self.job, self.chunk, self.stimuli = models, job, chunk, stimuli
         self.per_model = per_model

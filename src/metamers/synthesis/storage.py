@@ -15,7 +15,7 @@ is found when it is read (:class:`DamagedResult`), and what identifies the
 result: the reference's content digest, the settings digest, the seed and
 the models' weight fingerprints (see :mod:`metamers.synthesis.driver`).
 
-Folder names come from :func:`safe_name`, one name per id.
+Folder names come from :func:`metamers.io.path_name`, one name per id.
 
 Internal module: use it through metamers.synthesis (``generate_metamers``, ``load_results``); not part of the public API.
 """
@@ -37,7 +37,7 @@ from PIL import Image
 from safetensors.torch import load, save_file
 
 from metamers.errors import ConfigError
-from metamers.io import atomic_path, path_name, write_json_atomic
+from metamers.io import atomic_path, write_json_atomic
 from metamers.synthesis.results import MetamerResult
 
 RECORD = "record.json"
@@ -64,22 +64,6 @@ class DamagedResult(ConfigError):
             "to make it again"
         )
         self.path = path
-
-
-def safe_name(text: str) -> str:
-    """The folder name of a model, layer or stimulus id: one folder per id.
-
-    The same mapping as :func:`metamers.io.path_name` (the one used wherever
-    an id becomes a path): a name of letters, digits and ``. _ + = -`` is
-    kept; any other gets a readable slug plus ``~`` and a short hash of the
-    exact id, so ``chat é`` and ``chat è`` get different folders.
-
-    Parameters
-    ----------
-    text
-        The exact id.
-    """
-    return path_name(text)
 
 
 def legacy_name(text: str) -> str:
