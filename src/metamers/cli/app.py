@@ -20,7 +20,17 @@ app = typer.Typer(
     add_completion=False,
 )
 
-COMMAND_MODULES = ("models", "synthesis", "null", "evaluation", "studies", "zoo")
+COMMAND_MODULES = (
+    "models",
+    "synthesis",
+    "null",
+    "evaluation",
+    "studies",
+    "zoo",
+    "audio",
+    "brain",
+    "experiments",
+)
 
 
 def _register_commands() -> None:
