@@ -124,8 +124,8 @@ def plot_rsa(
         per = per.reindex(columns=list(layers))
         ax.errorbar(
             range(len(layers)),
-            per.mean(0),
-            yerr=per.sem(0).fillna(0),
+            per.mean(axis=0),
+            yerr=per.sem(axis=0).fillna(0),
             color=f"C{number}",
             lw=2,
             capsize=2,
