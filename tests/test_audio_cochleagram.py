@@ -155,3 +155,15 @@ def test_settings_validation_and_record() -> None:
     assert record["power_grad_clip"] == 5.0
     with pytest.raises(ValueError, match="shape"):
         Cochleagram.feather2023()(torch.zeros(2, 2, 40000))
+
+
+def test_filters_first_built_under_inference_mode_serve_autograd_later():
+    from metamers.audio import LogMelSpectrogram
+
+    for front in (Cochleagram.feather2023(sample_factor=1, env_sr=100, kernel_length=2001),
+                  LogMelSpectrogram.standard()):  # fmt: skip
+        with torch.inference_mode():
+            front(torch.zeros(1, 4000))
+        x = torch.randn(1, 4000, requires_grad=True)
+        front(x).sum().backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all()

@@ -10,11 +10,12 @@ import pytest
 
 from metamers.errors import ModelError
 from metamers.models import ModelEntry, load_model, register_model, registered_models, registry
+from metamers.models.words import WORD_SPECS
 from metamers.models.zoo import ZOO_SPECS
 
 from conftest import make_tiny_model
 
-BUILTIN = {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", *ZOO_SPECS}
+BUILTIN = {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", *ZOO_SPECS, *WORD_SPECS}
 
 
 @pytest.fixture

@@ -359,10 +359,11 @@ class Cochleagram(torch.nn.Module):
                 )
             filts, _ = _erb_cos_filters(length, self.settings)
             kernel = _sinc_kaiser_kernel(self.settings)
-            self._cache[key] = (
-                torch.as_tensor(filts, dtype=dtype, device=device),
-                torch.as_tensor(kernel, dtype=dtype, device=device).view(1, 1, -1),
-            )
+            with torch.inference_mode(False):  # usable by autograd when first built under it
+                self._cache[key] = (
+                    torch.as_tensor(filts, dtype=dtype, device=device),
+                    torch.as_tensor(kernel, dtype=dtype, device=device).view(1, 1, -1),
+                )
         return self._cache[key]  # type: ignore[return-value]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -242,10 +242,11 @@ class LogMelSpectrogram(torch.nn.Module):
             filts, _ = mel_filterbank(s.win_length, s.sample_rate, s.n_mels, s.low_hz, s.high_hz)
             n = np.arange(s.win_length, dtype=np.float64)
             window = 0.5 - 0.5 * np.cos(2 * np.pi * n / s.win_length)
-            self._cache[key] = (
-                torch.as_tensor(filts, dtype=dtype, device=device),
-                torch.as_tensor(window, dtype=dtype, device=device),
-            )
+            with torch.inference_mode(False):  # usable by autograd when first built under it
+                self._cache[key] = (
+                    torch.as_tensor(filts, dtype=dtype, device=device),
+                    torch.as_tensor(window, dtype=dtype, device=device),
+                )
         return self._cache[key]  # type: ignore[return-value]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -155,7 +155,7 @@ def classify_command(
     names = net.class_names or tuple(str(i) for i in range(10**6))
     table = Table("stimulus", "label", "prediction (probability)")
     records = []
-    for chunk, x in stimulus_set.batches(net.input_shape, batch_size):
+    for chunk, x in stimulus_set.batches_for(net, batch_size):
         with torch.inference_mode():
             logits = net(x.to(net.device)).float()
         if sixteen is not None:

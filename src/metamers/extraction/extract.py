@@ -67,7 +67,7 @@ class Extractor:
         """
         layers = self.model.check_layers(layers)
         device = self.model.device
-        for chunk, x in stimuli.batches(self.model.input_shape, self.batch_size):
+        for chunk, x in stimuli.batches_for(self.model, self.batch_size):
             with torch.inference_mode():
                 acts = self.model.activations(x.to(device), layers)
             yield (

@@ -96,7 +96,7 @@ def _builtin_models() -> dict[str, ModelEntry]:
     """The built-in catalogue, registered on first use (an import error raises)."""
     global _BUILTIN
     if _BUILTIN is None:
-        entries = [*_lite_entries(), *_zoo_entries()]
+        entries = [*_lite_entries(), *_zoo_entries(), *_word_entries()]
         _BUILTIN = {entry.name: entry for entry in entries}
     return _BUILTIN
 
@@ -142,6 +142,29 @@ def _build_zoo(name: str, *, random_weights: bool = False) -> PixelModel:
     from metamers.models.zoo import load_zoo_model
 
     return load_zoo_model(name, random_weights=random_weights)
+
+
+def _word_entries() -> list[ModelEntry]:
+    from metamers.models.words import manifest
+    from metamers.models.words.specs import WORD_SPECS
+
+    return [
+        ModelEntry(
+            name=name,
+            build=partial(_build_word, name),
+            source="zoo",
+            description=manifest.describe_word_model(spec),
+            offline=partial(manifest.word_weights_committed, name),
+            info=partial(manifest.committed_word_info, name),
+        )
+        for name, spec in WORD_SPECS.items()
+    ]
+
+
+def _build_word(name: str, *, random_weights: bool = False) -> PixelModel:
+    from metamers.models.words.manifest import load_word_model
+
+    return load_word_model(name, random_weights=random_weights)
 
 
 def load_model(

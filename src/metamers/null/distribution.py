@@ -695,7 +695,7 @@ def view_loader(
 
     def load(index: int, view_seed: int) -> torch.Tensor:
         if transform is None:
-            return stimuli.load(stimuli[index], model.input_shape)
+            return stimuli.load_for(stimuli[index], model)
         source = _load_raw_cached(stimuli, index, model.input_shape, augmentation.max_source_scale)
         return augmented_view(source, transform, view_seed)
 

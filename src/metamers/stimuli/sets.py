@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -40,7 +40,13 @@ from metamers.stimuli.bundled import load_packaged, photo_records
 from metamers.stimuli.images import IMAGE_SUFFIXES, fit_image, load_image
 from metamers.stimuli.labels_file import file_labels
 from metamers.stimuli.mnist import held_out_records, load_digit
-from metamers.stimuli.sounds import DEFAULT_RMS, DEFAULT_SAMPLE_RATE, SOUND_SUFFIXES, SoundLoader
+from metamers.stimuli.sounds import (
+    DEFAULT_RMS,
+    DEFAULT_SAMPLE_RATE,
+    SOUND_SUFFIXES,
+    SoundLoader,
+    model_sample_rate,
+)
 
 
 @dataclass(frozen=True)
@@ -232,6 +238,36 @@ class StimulusSet(Sequence[Stimulus]):
             return fit_waveform(self.load_raw(stimulus), input_shape)
         raw = self.load_raw(stimulus)
         return fit_image(raw, input_shape)  # type: ignore[arg-type]
+
+    def load_for(self, stimulus: Stimulus, model: Any) -> torch.Tensor:
+        """Load one stimulus fitted to a model: its input shape and, for sounds, its sample rate.
+
+        Parameters
+        ----------
+        stimulus
+            One of the set's stimuli.
+        model
+            A model with an ``input_shape`` (and an ``info["sample_rate"]`` for audio,
+            see :func:`~metamers.stimuli.sounds.model_sample_rate`).
+        """
+        return self.load(stimulus, model.input_shape, sample_rate=self._rate_for(model))
+
+    def batches_for(
+        self, model: Any, batch_size: int
+    ) -> Iterator[tuple[list[Stimulus], torch.Tensor]]:
+        """:meth:`batches` fitted to a model (its input shape and, for sounds, its sample rate).
+
+        Parameters
+        ----------
+        model
+            A model with an ``input_shape`` (see :meth:`load_for`).
+        batch_size
+            Stimuli per batch.
+        """
+        return self.batches(model.input_shape, batch_size, sample_rate=self._rate_for(model))
+
+    def _rate_for(self, model: Any) -> int | None:
+        return model_sample_rate(model) if self.modality == "audio" else None
 
     def batches(
         self,

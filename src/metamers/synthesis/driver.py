@@ -216,11 +216,11 @@ def _load_batches(
     for ``classify`` and ``extract``): with ``skip_bad`` an undecodable
     stimulus is skipped with a warning, otherwise it raises.
     """
-    for chunk, first in stimuli.batches(models[0].input_shape, batch_size):
+    for chunk, first in stimuli.batches_for(models[0], batch_size):
         per_model = [first]
         chosen = stimuli.select([s.id for s in chunk])
         for model in models[1:]:
-            per_model += [x for _, x in chosen.batches(model.input_shape, len(chunk))]
+            per_model += [x for _, x in chosen.batches_for(model, len(chunk))]
         yield chunk, per_model
 
 

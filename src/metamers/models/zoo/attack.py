@@ -133,6 +133,7 @@ def robust_accuracy(
     *,
     seed: int = 0,
     batch_size: int = 250,
+    input_range: tuple[float, float] = (0.0, 1.0),
 ) -> float:
     """Accuracy on PGD adversarial versions of ``images`` (seeded random start).
 
@@ -150,13 +151,15 @@ def robust_accuracy(
         Seed of the random starts, drawn batch after batch from one generator.
     batch_size
         Images attacked at once.
+    input_range
+        Valid stimulus range the attack stays in (``(-1, 1)`` for waveforms).
     """
     generator = torch.Generator().manual_seed(seed)
     correct = 0
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size]
         y = targets[start : start + batch_size]
-        adversarial = pgd_attack(net, x, y, config, generator=generator)
+        adversarial = pgd_attack(net, x, y, config, generator=generator, input_range=input_range)
         with torch.no_grad():
             correct += int((net(adversarial).argmax(1) == y).sum())
     return correct / len(images)
