@@ -15,7 +15,13 @@ from metamers.models.zoo import ZOO_SPECS
 
 from conftest import make_tiny_model
 
-BUILTIN = {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", *ZOO_SPECS, *WORD_SPECS}
+BUILTIN = {
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    *ZOO_SPECS,
+    *WORD_SPECS,
+}
 
 
 @pytest.fixture
