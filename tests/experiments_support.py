@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -49,6 +51,14 @@ def make_metamers(folder: Path) -> Path:
     return folder
 
 
+@functools.cache
+def shared_metamers() -> Path:
+    """:func:`make_metamers` once per test session (removed at exit), for every test module."""
+    folder = Path(tempfile.mkdtemp(prefix="metamers-exp-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return make_metamers(folder / "out")
+
+
 def make_sounds(folder: Path, rate: int = 16_000) -> Path:
     """``ROOT/CONDITION/WORD/ITEM.wav``: 4 words x 6 items, natural and a noisy condition."""
     rng = np.random.default_rng(0)
@@ -56,7 +66,7 @@ def make_sounds(folder: Path, rate: int = 16_000) -> Path:
     for w, word in enumerate(WORDS):
         for item in range(6):
             tone = 0.3 * np.sin(2 * np.pi * (220 * (w + 1) + 20 * item) * t)
-            for condition, noise in (("natural", 0.0), ("model_a/noisy", 0.2)):
+            for condition, noise in (("natural", 0.0), ("noisy", 0.2)):
                 path = folder / condition / word / f"clip{item}.wav"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 wave = tone + noise * rng.standard_normal(t.size)

@@ -17,15 +17,15 @@ from experiments_support import (
     SMALL_CONFIG,
     Participant,
     live_server,
-    make_metamers,
     postgres_cluster,
+    shared_metamers,
 )
 from metamers.experiments import build_bundle, parse_config
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    source = make_metamers(tmp_path_factory.mktemp("gen") / "out")
+    source = shared_metamers()
     config = parse_config({**SMALL_CONFIG, "design": {"max_stimuli": 6}})
     folder = tmp_path_factory.mktemp("bundle") / "b"
     manifest = build_bundle(source, folder, config, task="naway")

@@ -281,7 +281,11 @@
       });
     }
     if (study.fullscreen) {
-      timeline.push({ type: jsPsychFullscreen, fullscreen_mode: true });
+      timeline.push({
+        type: jsPsychFullscreen,
+        fullscreen_mode: true,
+        on_load: () => setStage("fullscreen"),
+      });
     }
     const files = state.trials.map((t) => stimulusUrl(t.stimulus));
     timeline.push({
@@ -317,7 +321,8 @@
     for (const trial of state.trials) {
       if (trial.phase !== phase) {
         phase = trial.phase;
-        timeline.push({ ...textScreen(intros[phase], "Continue"), on_load: () => setStage(`intro-${phase}`) });
+        const intro = `intro-${phase}`;
+        timeline.push({ ...textScreen(intros[phase], "Continue"), on_load: () => setStage(intro) });
       }
       if (trial.break_before) {
         timeline.push({
