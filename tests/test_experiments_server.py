@@ -279,3 +279,98 @@ def test_malformed_and_malicious_requests_are_refused_and_change_nothing(bundle,
         assert server.admin("/api/admin/export/trials").text == before[0]
         # Only the anonymous session above (refused nothing, asked nothing) was added.
         assert after_participants.count("\n") == before[1].count("\n") + 1
+
+
+def test_cli_build_export_over_http_and_locally_then_analyze(bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from metamers.cli.app import _register_commands, app
+
+    _register_commands()
+    runner = CliRunner()
+    config = tmp_path / "exp.yaml"
+    config.write_text(
+        "practice: {trials: 2}\nscreening: {trials: 2, pass_min: 1}\ncatch: {trials: 2}\n"
+    )
+    built = runner.invoke(
+        app,
+        [
+            "experiment",
+            "build",
+            str(tmp_path / "b"),
+            "--metamers",
+            str(shared_metamers()),
+            "--task",
+            "naway",
+            "--config",
+            str(config),
+        ],
+    )
+    assert built.exit_code == 0, built.output
+    assert "Latin-square lists" in built.output
+    folder, manifest = bundle
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    with live_server(folder, url, tmp_path / "log") as server:
+        for k in range(3):
+            run_participant(server.url, manifest, f"C{k}")
+        refused = runner.invoke(
+            app,
+            [
+                "experiment",
+                "export",
+                str(folder),
+                "--url",
+                server.url,
+                "--admin-token",
+                "bad",
+                "--out",
+                str(tmp_path / "x"),
+            ],
+        )
+        assert "export refused (403" in str(refused.exception)  # a one-line ConfigError
+        remote = runner.invoke(
+            app,
+            [
+                "experiment",
+                "export",
+                str(folder),
+                "--url",
+                server.url,
+                "--admin-token",
+                ADMIN_TOKEN,
+                "--out",
+                str(tmp_path / "remote"),
+            ],
+        )
+        assert remote.exit_code == 0, remote.output
+    local = runner.invoke(
+        app, ["experiment", "export", str(folder), "--db", url, "--out", str(tmp_path / "local")]
+    )
+    assert local.exit_code == 0, local.output
+    import pandas as pd
+
+    for name in ("trials", "participants"):
+        a = pd.read_csv(tmp_path / "remote" / f"{name}.csv")
+        b = pd.read_csv(tmp_path / "local" / f"{name}.csv")
+        assert len(a) == len(b) and list(a["participant_id"]) == list(b["participant_id"])
+    analyzed = runner.invoke(
+        app,
+        [
+            "experiment",
+            "analyze",
+            str(folder),
+            "--tables",
+            str(tmp_path / "local"),
+            "--out",
+            str(tmp_path / "analysis"),
+            "--format",
+            "json",
+            "--n-boot",
+            "100",
+        ],
+    )
+    assert analyzed.exit_code == 0, analyzed.output
+    assert (tmp_path / "analysis" / "figures" / "human_recognition.png").is_file()
+    table = pd.read_csv(tmp_path / "analysis" / "human_recognition.csv")
+    assert set(table["human_recognition"]) == {1.0}  # every simulated answer was right
+    assert set(table["n_participants"]) == {3}
