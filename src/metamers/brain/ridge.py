@@ -29,6 +29,7 @@ from metamers.errors import ConfigError
 
 BACKENDS = ("auto", "torch", "himalaya")
 TARGET_CHUNK = 16384
+ALPHA_BLOCK = 8
 
 
 @dataclass
@@ -222,12 +223,16 @@ def _fit_chunk(
     y_mean = yt.mean(0)
     z = dec.eigvecs.T @ (yt - y_mean)
     q2 = dec.eigvecs**2
+    n = dec.eigvecs.shape[0]
     mse = torch.empty((len(grid), yt.shape[1]), dtype=torch.float64, device=device)
-    for i, alpha in enumerate(grid.tolist()):
-        inverse = 1.0 / (dec.eigvals + alpha)
-        residual = dec.eigvecs @ (inverse[:, None] * z)
-        diagonal = q2 @ inverse
-        mse[i] = ((residual / diagonal[:, None]) ** 2).mean(0)
+    for start in range(0, len(grid), ALPHA_BLOCK):
+        block = torch.as_tensor(grid[start : start + ALPHA_BLOCK], device=device)
+        inverse = 1.0 / (dec.eigvals[None, :] + block[:, None])  # (alphas, r)
+        diagonal = inverse @ q2.T  # (alphas, n): diag of G⁻¹ per alpha
+        # LOO residuals e = diag(1/d) Q diag(w) z: one small matrix per alpha, one matmul
+        maps = dec.eigvecs[None, :, :] * inverse[:, None, :] / diagonal[:, :, None]
+        residuals = (maps.reshape(-1, maps.shape[2]) @ z).reshape(len(block), n, -1)
+        mse[start : start + len(block)] = residuals.square().sum(1) / n
     index = torch.argmin(mse, dim=0)
     chosen = torch.as_tensor(grid, device=device)[index]
     predictions = dec.test_map @ (z / (dec.eigvals[:, None] + chosen[None, :])) + y_mean
@@ -247,7 +252,7 @@ def ridge_himalaya(
     device: str | torch.device | None = "cpu",
     n_folds: int = 5,
 ) -> RidgeFit:
-    """The same fit through himalaya's ``RidgeCV`` (k-fold CV, per-target alphas).
+    """The same fit through himalaya (``KernelRidgeCV`` or ``RidgeCV``, k-fold CV, per target).
 
     himalaya does not fit an intercept by default: X and y are centred on the
     training means first. Its k-fold selection picks other alphas than the
@@ -264,6 +269,7 @@ def ridge_himalaya(
     """
     try:
         from himalaya.backend import set_backend
+        from himalaya.kernel_ridge import KernelRidgeCV
         from himalaya.ridge import RidgeCV
     except ImportError:  # pragma: no cover - himalaya is an optional dependency
         raise ConfigError("the himalaya backend needs `pip install himalaya`") from None
@@ -276,7 +282,11 @@ def ridge_himalaya(
     y = np.asarray(y_train, dtype=np.float64)
     y = y[:, None] if y.ndim == 1 else y
     y_mean = y.mean(0)
-    model = RidgeCV(alphas=grid, cv=KFold(n_splits=n_folds), fit_intercept=False)
+    folds = KFold(n_splits=n_folds)
+    if len(x_train) < np.asarray(x_train).reshape(len(x_train), -1).shape[1]:  # the dual is faster
+        model = KernelRidgeCV(alphas=grid, kernel="linear", cv=folds, fit_intercept=False)
+    else:
+        model = RidgeCV(alphas=grid, cv=folds, fit_intercept=False)
     model.fit(np.asarray(x_train, dtype=np.float64) - x_mean, y - y_mean)
     predictions = backend.to_numpy(model.predict(np.asarray(x_test, dtype=np.float64) - x_mean))
     best = np.asarray(backend.to_numpy(model.best_alphas_), dtype=np.float64)
