@@ -224,15 +224,19 @@ def _fit_chunk(
     z = dec.eigvecs.T @ (yt - y_mean)
     q2 = dec.eigvecs**2
     n = dec.eigvecs.shape[0]
-    mse = torch.empty((len(grid), yt.shape[1]), dtype=torch.float64, device=device)
-    for start in range(0, len(grid), ALPHA_BLOCK):
-        block = torch.as_tensor(grid[start : start + ALPHA_BLOCK], device=device)
+    representative = saturated_alphas(dec.eigvals.cpu().numpy(), grid)
+    computed = np.unique(representative)
+    curves = torch.empty((len(computed), yt.shape[1]), dtype=torch.float64, device=device)
+    for start in range(0, len(computed), ALPHA_BLOCK):
+        block = torch.as_tensor(grid[computed[start : start + ALPHA_BLOCK]], device=device)
         inverse = 1.0 / (dec.eigvals[None, :] + block[:, None])  # (alphas, r)
         diagonal = inverse @ q2.T  # (alphas, n): diag of G⁻¹ per alpha
         # LOO residuals e = diag(1/d) Q diag(w) z: one small matrix per alpha, one matmul
         maps = dec.eigvecs[None, :, :] * inverse[:, None, :] / diagonal[:, :, None]
         residuals = (maps.reshape(-1, maps.shape[2]) @ z).reshape(len(block), n, -1)
-        mse[start : start + len(block)] = residuals.square().sum(1) / n
+        curves[start : start + len(block)] = residuals.square().sum(1) / n
+    rows = torch.as_tensor(np.searchsorted(computed, representative), device=device)
+    mse = curves[rows]
     index = torch.argmin(mse, dim=0)
     chosen = torch.as_tensor(grid, device=device)[index]
     predictions = dec.test_map @ (z / (dec.eigvals[:, None] + chosen[None, :])) + y_mean
@@ -241,6 +245,46 @@ def _fit_chunk(
         predictions.cpu().numpy(),
         mse.cpu().numpy() if keep_loo else None,
     )
+
+
+def saturated_alphas(eigvals: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """For each alpha, the first alpha in grid order with the same LOO curve in float64.
+
+    An alpha so large that ``λ + α == α`` for every eigenvalue (or, without a
+    zero eigenvalue, so small that ``λ + α == λ`` for every one) gives a LOO
+    curve that differs from its neighbours' only by rounding: such alphas are
+    evaluated once and tie, and the first in grid order wins the tie (as in
+    scikit-learn, whose rounding noise decides those ties instead).
+
+    Parameters
+    ----------
+    eigvals
+        The Gram eigenvalues (zeros allowed).
+    grid
+        The alphas, in search order.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(alphas,)`` index of each alpha's representative.
+
+    Examples
+    --------
+    >>> saturated_alphas(np.array([1.0, 2.0]), np.array([1e30, 1e20, 1.0, 1e-30, 1e-40])).tolist()
+    [0, 0, 2, 3, 3]
+    """
+    representative = np.arange(len(grid))
+    positive = eigvals[eigvals > 0]
+    if positive.size == 0:
+        return representative
+    high = np.flatnonzero(positive.max() + grid == grid)
+    if high.size:
+        representative[high] = high[0]
+    if positive.size == eigvals.size:
+        low = np.flatnonzero(positive.min() + grid == positive.min())
+        if low.size:
+            representative[low] = low[0]
+    return representative
 
 
 def ridge_himalaya(
