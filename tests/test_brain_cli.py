@@ -27,8 +27,12 @@ def _run(*args: str):
 
 @pytest.fixture(scope="module")
 def nh2015(tmp_path_factory):
-    """WAV stimuli and NH2015-layout responses planted on the model's ``relu`` layer."""
-    root = tmp_path_factory.mktemp("nh2015")
+    return write_planted_nh2015(tmp_path_factory.mktemp("nh2015"))
+
+
+def write_planted_nh2015(root: Path) -> Path:
+    """WAV stimuli (``root/sounds``) and NH2015-layout responses (``root/NH2015``, ROI table
+    ``root/rois.csv``) planted on the tiny model's ``relu`` layer."""
     sounds = root / "sounds"
     sounds.mkdir()
     rng = np.random.default_rng(0)

@@ -7,7 +7,8 @@ whether it was accepted), image-quality metrics, loss curves, null
 histograms with the metamers marked, the generation-layer × measured-layer
 similarity matrix, the acceptance table, recognisability and
 representation-test heat maps with CIs, human vs other models' recognition (when
-the study names ``evaluation.human``), and RSA/CKA matrices. Failed tasks are
+the study names ``evaluation.human``), RSA/CKA matrices, and brain mapping (when the
+study has a ``brain:`` section). Failed tasks are
 listed first; ``tables/tasks.csv`` indexes every task (kind, label, model,
 layer, status) to its folder, relative to the study folder.
 """
@@ -733,6 +734,62 @@ def _human_tables(
     return sections
 
 
+def _brain_section(
+    store: StudyStore, records: list[TaskRecord], tables: dict[str, pd.DataFrame]
+) -> list[Section]:
+    """Brain mapping: per study model, it and its permuted controls by layer; RSA with ceiling."""
+    from metamers.brain.plots import plot_best_layers, plot_layer_curves, plot_rsa
+
+    mapped = _of_kind(records, "brain")
+    if not mapped:
+        return []
+    by_model: dict[str, list[TaskRecord]] = {}
+    for record in mapped:
+        by_model.setdefault(record.settings["label"], []).append(record)
+    section = Section(
+        "Brain mapping",
+        text="Noise-corrected r² by layer (median over targets of each target's median over "
+        "splits; thin lines: participants with 95% CIs over targets; thick: mean ± SEM across "
+        "participants), each model beside its permuted-weights controls; RSA by layer with the "
+        "leave-one-participant-out noise ceiling (same comparator). See docs/brain.md.",
+    )
+    frames: dict[str, list[pd.DataFrame]] = {"summary": [], "curves": [], "rsa": []}
+    for label, group in by_model.items():
+        layers = list(group[0].settings["layers"])
+        curves, scores, ceiling = [], [], pd.DataFrame()
+        for record in group:
+            folder = store.task_dir(record)
+            frames["summary"].append(_read_parquet(folder / "encoding" / "summary.parquet"))
+            curves += [pd.read_parquet(p) for p in folder.glob("encoding/*/curves.parquet")]
+            scores += [pd.read_parquet(p) for p in folder.glob("rsa/*/rsa_scores.parquet")]
+            if record.settings["permuted_seed"] is None:
+                found = list(folder.glob("rsa/*/rsa_ceiling.parquet"))
+                ceiling = pd.read_parquet(found[0]) if found else ceiling
+                roi = record.settings.get("roi")
+                targets = list(folder.glob("encoding/*/best_layer_targets.parquet"))
+                if roi and targets:
+                    section.figures.append(
+                        plot_best_layers(pd.read_parquet(targets[0]), layers, roi)
+                    )
+        if curves:
+            section.figures.append(plot_layer_curves(pd.concat(curves), layers, title=label))
+            frames["curves"] += curves
+        if scores:
+            section.figures.append(plot_rsa(pd.concat(scores), ceiling, layers, title=label))
+            frames["rsa"] += scores
+    for name, parts in frames.items():
+        parts = [p for p in parts if not p.empty]
+        if parts:
+            tables[f"brain_{name}"] = pd.concat(parts, ignore_index=True)
+    if "brain_summary" in tables:
+        section.tables.append(tables["brain_summary"])
+    return [section]
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+
+
 SECTION_BUILDERS: list[SectionBuilder] = [
     _metamers_section,
     _null_section,
@@ -741,5 +798,6 @@ SECTION_BUILDERS: list[SectionBuilder] = [
     _evaluation_section,
     _human_tables,
     _compare_section,
+    _brain_section,
     _features_section,
 ]

@@ -230,6 +230,35 @@ class EvaluationSection(_Section):
         return {k: v for k, v in chosen.items() if v != defaults[k]}
 
 
+class BrainSection(_Section):
+    """Brain mapping of the study's models (and their permuted controls) to neural responses.
+
+    ``responses`` (a neural-data file or a published layout's folder) and
+    ``stimuli`` (the stimuli they were measured for; ids must match) are
+    relative to the YAML file. See ``docs/brain.md``.
+    """
+
+    responses: str
+    stimuli: str
+    models: list[str] | None = None
+    """Labels of study models to map (default: every model)."""
+    permuted: list[int] = Field(default_factory=lambda: [0])
+    """Seeds of permuted-weights controls mapped beside each model (``[]``: none)."""
+    preset: Literal["default", "tuckute2023", "feather2023"] = "default"
+    pool: Literal["none", "time_mean"] = "none"
+    roi: str | None = None
+    roi_table: str | None = None
+    rsa: bool = True
+    backend: Literal["auto", "torch", "himalaya"] = "auto"
+
+    @field_validator("permuted")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("a permutation seed is listed twice")
+        return seeds
+
+
 class SlurmSection(_Section):
     """submitit settings for ``executor: {kind: slurm}``."""
 
@@ -273,6 +302,8 @@ class StudyConfig(_Section):
         Study folder (store, catalog and report).
     models, stimuli, synthesis, null, validation, evaluation, executor
         The sections described in ``docs/studies.md``.
+    brain
+        Optional brain mapping (``docs/brain.md``).
     source
         The YAML file the study was read from (not a YAML key).
     """
@@ -287,7 +318,18 @@ class StudyConfig(_Section):
     validation: ValidationSection = Field(default_factory=ValidationSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     executor: ExecutorSection = Field(default_factory=ExecutorSection)
+    brain: BrainSection | None = None
     source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _brain_models_exist(self) -> StudyConfig:
+        if self.brain is None or self.brain.models is None:
+            return self
+        known = [m.display for m in self.models.all]
+        for name in self.brain.models:
+            if name not in known:
+                raise _KeyProblem("brain.models", f"no study model {name!r}", known)
+        return self
 
     @property
     def output_dir(self) -> Path:
@@ -321,7 +363,8 @@ class StudyConfig(_Section):
 
     def digest(self) -> str:
         """Hash of every setting (the executor section excluded)."""
-        data = self.model_dump(mode="json", exclude={"executor", "output"})
+        unset = {"brain"} if self.brain is None else set()  # studies without one keep their digest
+        data = self.model_dump(mode="json", exclude={"executor", "output", *unset})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -485,8 +528,21 @@ def _resolve_paths(config: StudyConfig, base_dir: Path) -> StudyConfig:
     null = config.null.model_copy(update={"stimuli": _resolve_spec(config.null.stimuli, base_dir)})
     human = config.evaluation.human and _resolve(config.evaluation.human, base_dir)
     evaluation = config.evaluation.model_copy(update={"human": human})
+    brain = config.brain and config.brain.model_copy(
+        update={
+            "responses": _resolve(config.brain.responses, base_dir),
+            "stimuli": _resolve_spec(config.brain.stimuli, base_dir),
+            "roi_table": config.brain.roi_table and _resolve(config.brain.roi_table, base_dir),
+        }
+    )
     return config.model_copy(
-        update={"models": models, "stimuli": stimuli, "null": null, "evaluation": evaluation}
+        update={
+            "models": models,
+            "stimuli": stimuli,
+            "null": null,
+            "evaluation": evaluation,
+            "brain": brain,
+        }
     )
 
 

@@ -13,6 +13,7 @@ Graph::
     validate[gen, layer, chunk]   <- generate, null[gen]
     evaluate[observer]         <- generate*, validate*, null[observer]
     compare[method]            RSA/CKA matrix of every model's layers
+    brain[model, control]      encoding (and RSA) of a model or its permuted control
     report                     <- everything (run by the driver)
 """
 
@@ -41,6 +42,7 @@ KIND_VERSIONS: dict[str, int] = {
     # 3: ImageNet class folders labelled by class, targets compared only in their label space
     "evaluate": 3,
     "compare": 1,
+    "brain": 1,
     "report": 1,
 }
 FEATURE_BATCH = 8
@@ -225,12 +227,21 @@ def plan_study(study: StudyConfig) -> Plan:
     validated = _plan_validation(plan, study, generated, nulls)
     evaluated = _plan_evaluation(plan, study, stimuli, generated, validated, nulls)
     compared = _plan_compare(plan, study, stimuli)
+    mapped = _plan_brain(plan, study)
     generated_keys = [key for _, key in generated]
     plan.add(
         "report",
         "report",
         _report_settings(study),
-        [*features.values(), *nulls.values(), *generated_keys, *validated, *evaluated, *compared],
+        [
+            *features.values(),
+            *nulls.values(),
+            *generated_keys,
+            *validated,
+            *evaluated,
+            *compared,
+            *mapped,
+        ],
     )
     return plan
 
@@ -409,6 +420,57 @@ def _plan_compare(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> list[
             settings["options"] = options
         keys.append(plan.add("compare", f"compare {method}", settings).key)
     return keys
+
+
+def _plan_brain(plan: Plan, study: StudyConfig) -> list[str]:
+    """One ``brain`` task per mapped model and per permuted control of it."""
+    brain = study.brain
+    if brain is None:
+        return []
+    stimuli = resolve_stimuli(brain.stimuli)
+    roi_table = brain.roi_table
+    common = {
+        "responses": {"path": brain.responses, "digest": _content_digest(brain.responses)},
+        "stimuli": stimulus_settings(stimuli),
+        "preset": brain.preset,
+        "pool": brain.pool,
+        "roi": brain.roi,
+        "roi_table": {"path": roi_table, "digest": _content_digest(roi_table)}
+        if roi_table
+        else None,
+        "rsa": brain.rsa,
+        "backend": brain.backend,
+    }
+    keys = []
+    for spec in study.models.all:
+        if brain.models is not None and spec.display not in brain.models:
+            continue
+        for seed in [None, *brain.permuted]:
+            settings = {
+                "model": spec.load_settings(),
+                "label": spec.display,
+                "layers": list(spec.layers),
+                "permuted_seed": seed,
+                **common,
+            }
+            label = f"brain {spec.display}" + ("" if seed is None else f" permuted{seed}")
+            keys.append(plan.add("brain", label, settings).key)
+    return keys
+
+
+def _content_digest(path: str) -> str:
+    """SHA-256 (16 hex digits) of a file, or of a folder's files (names and contents)."""
+    target = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
+    for file in files:
+        if not file.is_file():
+            from metamers.errors import ConfigError
+
+            raise ConfigError(f"brain: no such file or folder: {path}")
+        digest.update(str(file.relative_to(target) if target.is_dir() else file.name).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 MIN_REFERENCE_STIMULI_TO_COMPARE = 3

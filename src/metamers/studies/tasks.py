@@ -12,6 +12,7 @@ Internal module: use it through metamers.studies (``run_study``); not part of th
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import shutil
@@ -475,6 +476,40 @@ def _run_compare(ctx: TaskContext) -> dict[str, Any]:
     return {"method": settings["method"], "size": len(matrix), **settings.get("options", {})}
 
 
+def _run_brain(ctx: TaskContext) -> dict[str, Any]:
+    """Encoding (and RSA) of one model or one permuted control (``docs/brain.md``)."""
+    from metamers.brain import layer_features, load_neural_data
+    from metamers.brain.run import map_encoding, map_rsa
+
+    settings = ctx.settings
+    roi_table = settings["roi_table"]
+    options = {"roi_table": roi_table["path"]} if roi_table else {}
+    data = load_neural_data(settings["responses"]["path"], **options)
+    stimuli = load_stimulus_set(settings["stimuli"])
+    data.align(stimuli.ids)
+    seed = settings["permuted_seed"]
+    features = layer_features(
+        ctx.model(settings["model"]),
+        stimuli,
+        list(settings["layers"]),
+        pool=settings["pool"],
+        permuted_seed=seed,
+    )
+    features.model = settings["label"] + ("" if seed is None else f":permuted{seed}")
+    _, summary = map_encoding(
+        [features],
+        data,
+        ctx.out / "encoding",
+        preset=settings["preset"],
+        backend=settings["backend"],
+        device=ctx.device,
+        roi=settings["roi"],
+    )
+    if settings["rsa"]:
+        map_rsa([features], data, ctx.out / "rsa", preset=settings["preset"], roi=settings["roi"])
+    return json.loads(summary.to_json(orient="records"))[0]
+
+
 def _generate_estimate(settings: dict[str, Any]) -> tuple[int, float]:
     steps = int(settings["synthesis"]["max_steps"]) * len(settings["stimuli"]["ids"])
     model = _cached_model(tuple(sorted(settings["model"].items())), "cpu")
@@ -523,6 +558,12 @@ KINDS: dict[str, TaskKind] = {
         runner=_run_compare,
         description="RSA/CKA matrix of every model's layers on the reference stimuli",
         estimate=lambda s: (0, 5.0 * len(s["models"])),
+    ),
+    "brain": TaskKind(
+        name="brain",
+        runner=_run_brain,
+        description="encoding models (and RSA) of one model or its permuted control",
+        estimate=lambda s: (0, 10.0 + 2.0 * len(s["layers"])),
     ),
 }
 
