@@ -39,7 +39,7 @@ def test_a_user_set_is_resolved_and_not_overwritten_by_the_builtins():
     greys = resolve_stimuli("bundled:greys")
     assert greys.ids == ["grey0.25", "grey0.75"]
     assert float(greys.load_raw(greys[1]).mean()) == 0.75
-    assert bundled_names() == ["greys", "mnist", "photos", "words", "words-noisy"]
+    assert bundled_names() == ["greys", "mnist", "photos", "words", "words-noisy", "words-null"]
 
 
 @pytest.mark.parametrize("name", ["photos", "mnist"])

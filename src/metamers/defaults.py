@@ -24,3 +24,8 @@ DEFAULT_NULL_PAIRS = 10_000
 a fresh validation by ``evaluate``): the smallest the published work used (10^4–10^6
 pairs). The maximum of a null grows with its size, so one default everywhere keeps a
 metamer stopped "at acceptance" accepted by a later validation."""
+
+NULL_STIMULI = {"image": "bundled:photos", "audio": "bundled:words-null"}
+"""The natural stimuli of a null distribution when none are given, by the model's modality:
+photos for image models; for audio models different clips of speech in noise
+(the word corpus's validation clips, as published: clips like the training set's)."""

@@ -169,7 +169,12 @@ def evaluate_command(
         help="Observer layers: 'a,b' for every observer or 'M1=a,b;M2=c' (default: the "
         "generation layers an observer also has).",
     ),
-    null_stimuli: str = typer.Option("bundled:photos", "--null-stimuli"),
+    null_stimuli: str = typer.Option(
+        None,
+        "--null-stimuli",
+        help="Natural stimuli of the nulls (default by modality: bundled:photos, "
+        "bundled:words-null).",
+    ),
     pairs: int = typer.Option(
         None,
         "--pairs",

@@ -121,7 +121,10 @@ def validate_command(
     directory: Path = typer.Argument(..., help="A `metamers generate` output folder."),
     pairs: int = NullPairsOption,
     null_stimuli: str = typer.Option(
-        "bundled:photos", "--null-stimuli", help="Natural stimuli for the null pairs (spec)."
+        None,
+        "--null-stimuli",
+        help="Natural stimuli for the null pairs (spec; default by modality: bundled:photos, "
+        "bundled:words-null).",
     ),
     labels: str = LabelSpaceOption,
     sixteen_way: bool = SixteenWayFlag,
@@ -151,13 +154,12 @@ def validate_command(
     and judging model, as in validation.csv).
     """
     from metamers.io import write_table
-    from metamers.stimuli import resolve_stimuli
     from metamers.validation import null_provider, recorded_loader, validate_results
 
     check_format(fmt)
     results = _load_results(directory)
     provider = null_provider(
-        resolve_stimuli(null_stimuli), pairs, seed=seed, cache_dir=cache_dir, batch_size=batch_size
+        null_stimuli, pairs, seed=seed, cache_dir=cache_dir, batch_size=batch_size
     )
     set_threads()  # also for generators loaded from their records
     with _warnings_to_console():

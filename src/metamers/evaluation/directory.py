@@ -24,8 +24,7 @@ from metamers.evaluation.transfer import (
 from metamers.io import atomic_path, path_name, write_table
 from metamers.models import PixelModel, load_model
 from metamers.null.criterion import DEFAULT_NULL_PAIRS, NullCriterion
-from metamers.null.distribution import compute_null
-from metamers.stimuli import Target, resolve_stimuli
+from metamers.stimuli import Target
 from metamers.synthesis.jobs import LayerJob
 from metamers.synthesis.results import MetamerResult
 from metamers.validation import (
@@ -44,7 +43,7 @@ def accepted_results(
     out_dir: Path,
     results: list[MetamerResult],
     *,
-    null_stimuli: str,
+    null_stimuli: str | None,
     n_pairs: int | None,
     seed: int,
     models: Callable[[str], PixelModel] | None = None,
@@ -86,7 +85,7 @@ def accepted_results(
         )
     else:
         pairs = n_pairs if n_pairs is not None else DEFAULT_NULL_PAIRS
-        nulls = null_provider(resolve_stimuli(null_stimuli), pairs, seed=seed)
+        nulls = null_provider(null_stimuli, pairs, seed=seed)
         table = validate_results(results, nulls, models=models, labels=labels, criterion=criterion)
         write_table(table, path.with_suffix(""))
     mask = accepted_mask(table, len(results))
@@ -142,7 +141,7 @@ def evaluate_directory(
     models: Callable[[str], PixelModel] | None = None,
     representation_test: bool = False,
     observer_layers: dict[str, Sequence[str]] | None = None,
-    null_stimuli: str = "bundled:photos",
+    null_stimuli: str | None = None,
     n_pairs: int | None = None,
     accepted_only: bool = True,
     labels: LabelSpace | None = None,
@@ -170,8 +169,9 @@ def evaluate_directory(
         Observer layers per observer name; default: the generation layers that
         the observer also has.
     null_stimuli, n_pairs
-        Natural stimuli and number of pairs of every null (validation and
-        representation test). ``n_pairs=None``: the size of the stored
+        Natural stimuli (default by modality, see
+        :func:`~metamers.validation.null_provider`) and number of pairs of every
+        null (validation and representation test). ``n_pairs=None``: the size of the stored
         validation's null, else :data:`metamers.null.DEFAULT_NULL_PAIRS`.
     accepted_only
         Evaluate only metamers that pass their generator's acceptance test. A
@@ -227,9 +227,9 @@ def evaluate_directory(
     layers = _observer_layers(results, models, observer_layers)
     nulls = None
     if representation_test:
-        pool = resolve_stimuli(null_stimuli)
         pairs = n_pairs or _stored_null_pairs(out) or DEFAULT_NULL_PAIRS
-        nulls = {m.name: compute_null(m, layers[m.name], pool, pairs, seed=seed) for m in models}
+        get_null = null_provider(null_stimuli, pairs, seed=seed)
+        nulls = {m.name: get_null(m, layers[m.name]) for m in models}
     generators = {name: get_model(name) for r in results if len(r.models) == 1 for name in r.models}
     evaluation = evaluate_transfer(
         results,

@@ -15,8 +15,8 @@ their alphabetical position (both ``label_space="folders"``). A labels file
 labels of any set.
 
 The built-in ``bundled:`` sets (``photos`` from :mod:`metamers.stimuli.bundled`,
-``mnist`` from :mod:`metamers.stimuli.mnist`, ``words`` and ``words-noisy`` from
-:mod:`metamers.stimuli.words`, built on first use) are registered when this module
+``mnist`` from :mod:`metamers.stimuli.mnist`, ``words``, ``words-noisy`` and
+``words-null`` from :mod:`metamers.stimuli.words`, built on first use) are registered when this module
 is imported, before any of yours (:func:`register_bundled`), which cannot take
 their names. Those modules supply records and loaders and do not import this
 one.
@@ -334,14 +334,14 @@ def _records_set(
     )
 
 
-def _word_set(kind: str) -> StimulusSet:
+def _word_set(name: str, kind: str, split: str) -> StimulusSet:
     from metamers.stimuli.words import WordCorpusSettings, word_records
 
-    spec = "bundled:words" if kind == "clean" else f"bundled:words-{kind}"
-    stimuli = [Stimulus(id=i, source=src, label=w, target=t) for i, src, w, t in word_records(kind)]
+    records = word_records(kind, split)
+    stimuli = [Stimulus(id=i, source=src, label=w, target=t) for i, src, w, t in records]
     settings = WordCorpusSettings()
     return StimulusSet(
-        spec=spec,
+        spec=f"bundled:{name}",
         stimuli=stimuli,
         loader=SoundLoader(settings.sample_rate, settings.rms),
         label_space="words",
@@ -352,8 +352,9 @@ def _word_set(kind: str) -> StimulusSet:
 _BUILTIN_SETS: dict[str, BundledFactory] = {
     "photos": partial(_records_set, "bundled:photos", photo_records, load_packaged, "imagenet"),
     "mnist": partial(_records_set, "bundled:mnist", held_out_records, load_digit, "mnist"),
-    "words": partial(_word_set, "clean"),
-    "words-noisy": partial(_word_set, "noisy"),
+    "words": partial(_word_set, "words", "clean", "test"),
+    "words-noisy": partial(_word_set, "words-noisy", "noisy", "test"),
+    "words-null": partial(_word_set, "words-null", "noisy", "validation"),
 }
 """The built-in catalogue, registered when this module is imported (before any user set)."""
 _USER_SETS: dict[str, BundledFactory] = {}

@@ -20,7 +20,9 @@ seed, into the cache (``$METAMERS_CACHE/corpora`` or
 accent, rate, pitch, noise, SNR, seed, sha256).
 
 Stimulus sets: ``bundled:words`` are the clean test clips (the default
-references for metamers), ``bundled:words-noisy`` the same test clips in noise.
+references for metamers), ``bundled:words-noisy`` the same test clips in noise,
+``bundled:words-null`` the validation clips in noise (the pool of audio null
+distributions: different clips of speech in noise, no test clip among them).
 """
 
 from __future__ import annotations

@@ -23,12 +23,13 @@ import pandas as pd
 import torch
 
 from metamers.decisions import LabelSpace
+from metamers.defaults import NULL_STIMULI
 from metamers.errors import ConfigError
 from metamers.models import PixelModel
 from metamers.null.criterion import NullCriterion
 from metamers.null.distribution import NullDistribution, compute_null
 from metamers.similarity.metrics import SIMILARITY_METRICS
-from metamers.stimuli import StimulusSet
+from metamers.stimuli import StimulusSet, resolve_stimuli
 from metamers.synthesis.jobs import LayerJob
 from metamers.synthesis.results import MetamerResult
 from metamers.validation.judge import check_null_for_model, judge, measure
@@ -190,22 +191,33 @@ def null_getter(nulls: NullSource) -> Callable[[PixelModel, list[str]], NullDist
 
 
 def null_provider(
-    stimuli: StimulusSet, n_pairs: int, **null_options
+    stimuli: StimulusSet | str | None, n_pairs: int, **null_options
 ) -> Callable[[PixelModel, list[str]], NullDistribution]:
     """``get(model, layers)`` computing (or loading from the cache) each model's null.
 
     Parameters
     ----------
     stimuli
-        Natural stimuli for the pairs.
+        Natural stimuli for the pairs: a set, a spec string, or ``None`` for the
+        default pool of each model's modality (:data:`metamers.defaults.NULL_STIMULI`:
+        ``bundled:photos`` for images, ``bundled:words-null`` for sounds).
     n_pairs
         Number of pairs ``N``.
     **null_options
         Passed to :func:`~metamers.null.compute_null` (seed, cache_dir, ...).
     """
+    pools: dict[str, StimulusSet] = {}
+
+    def pool(model: PixelModel) -> StimulusSet:
+        if isinstance(stimuli, StimulusSet):
+            return stimuli
+        spec = stimuli if stimuli is not None else NULL_STIMULI[model.modality]
+        if spec not in pools:
+            pools[spec] = resolve_stimuli(spec)
+        return pools[spec]
 
     def get(model: PixelModel, layers: list[str]) -> NullDistribution:
-        return compute_null(model, layers, stimuli, n_pairs, **null_options)
+        return compute_null(model, layers, pool(model), n_pairs, **null_options)
 
     return get
 
