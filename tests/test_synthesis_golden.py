@@ -61,23 +61,26 @@ def _refs(n: int = 3, shape=(3, 32, 32), seed: int = 1) -> torch.Tensor:
 
 
 def _synth(model, layer, refs, run_kw=None, **settings) -> MetamerSynthesis:
+    run_kw = dict(run_kw or {})
+    sync = run_kw.pop("sync_every", None)
     s = get_preset("fast", **({"init": "noise"} | settings))
-    synthesis = MetamerSynthesis(model, layer, refs, settings=s).setup(seed=3)
-    return synthesis.synthesize(**(run_kw or {}))
+    synthesis = MetamerSynthesis(model, layer, refs, settings=s, sync_every=sync).setup(seed=3)
+    return synthesis.synthesize(**run_kw)
 
 
 def _stop_item1_at_20(synthesis, stimuli, indices):
     return (indices == 1) & (synthesis.steps[indices] >= 20)
 
 
-def _chunked_retire_resume(tmp: Path, **run_kw) -> MetamerSynthesis:
+def _chunked_retire_resume(tmp: Path, sync_every: int | None = None, **run_kw) -> MetamerSynthesis:
     model, refs = _tiny(), _refs(4)
     settings = get_preset("fast", max_steps=40, init="noise", loss_threshold=0.3)
-    first = MetamerSynthesis(model, "relu2", refs, settings=settings).setup(seed=5)
+    first = MetamerSynthesis(model, "relu2", refs, settings=settings, sync_every=sync_every)
+    first.setup(seed=5)
     first.retire([2])
     first.synthesize(max_steps=7, **run_kw).synthesize(max_steps=6, **run_kw)
     first.save(tmp / "state.safetensors")
-    second = MetamerSynthesis(model, "relu2", refs, settings=settings)
+    second = MetamerSynthesis(model, "relu2", refs, settings=settings, sync_every=sync_every)
     return second.load(tmp / "state.safetensors").synthesize(**run_kw)
 
 
@@ -140,12 +143,17 @@ def outcome(synthesis: MetamerSynthesis) -> dict:
     }
 
 
-def run_case(name: str, tmp: Path, **run_kw) -> dict:
+def run_synthesis(name: str, tmp: Path, **run_kw) -> MetamerSynthesis:
+    """Case ``name`` run to its end (``sync_every`` goes to the constructor)."""
     if name in CASES:
-        return outcome(CASES[name](**run_kw))
+        return CASES[name](**run_kw)
     if name in CRITERION_CASES:
-        return outcome(CRITERION_CASES[name](stop_criterion=_stop_item1_at_20, **run_kw))
-    return outcome(_chunked_retire_resume(tmp, **run_kw))
+        return CRITERION_CASES[name](stop_criterion=_stop_item1_at_20, **run_kw)
+    return _chunked_retire_resume(tmp, **run_kw)
+
+
+def run_case(name: str, tmp: Path, **run_kw) -> dict:
+    return outcome(run_synthesis(name, tmp, **run_kw))
 
 
 ALL = [*CASES, *CRITERION_CASES, "chunked_retire_resume"]
@@ -170,6 +178,17 @@ def golden() -> dict:
 @pytest.mark.parametrize("name", ALL)
 def test_loop_reproduces_the_recorded_per_step_loop(golden, name, tmp_path):
     assert run_case(name, tmp_path) == golden[name]
+
+
+# No item stops on a loss rule while others go on: syncing every k steps changes nothing.
+SAME_AT_ANY_SYNC = [
+    n for n in ALL if n not in {"threshold", "plateau_stop", "nan_failed", "chunked_retire_resume"}
+]
+
+
+@pytest.mark.parametrize("name", SAME_AT_ANY_SYNC)
+def test_syncing_every_k_steps_reproduces_the_per_step_loop(golden, name, tmp_path):
+    assert run_case(name, tmp_path, sync_every=7) == golden[name]
 
 
 if __name__ == "__main__":

@@ -53,6 +53,8 @@ from metamers.synthesis.starts import starting_points
 
 ACTIVE, DONE, FAILED = 0, 1, 2
 STATUS_NAMES = {ACTIVE: "active", DONE: "done", FAILED: "failed"}
+REASON_NAMES = [None, "max_steps", "threshold", "plateau", "criterion", "non-finite"]
+REASON_CODES = {name: code for code, name in enumerate(REASON_NAMES) if name}
 FORMAT_VERSION = 1
 
 
@@ -92,6 +94,9 @@ class MetamerSynthesis:
         :class:`~metamers.synthesis.SynthesisSettings` (default: the ``fast`` preset).
     item_ids
         A name per item (default ``"0"``, ``"1"``, ...).
+    sync_every
+        Iterations between host syncs of the loop (see :meth:`synthesize`);
+        default :attr:`sync_every`.
 
     Attributes
     ----------
@@ -109,7 +114,11 @@ class MetamerSynthesis:
         *,
         settings: SynthesisSettings | None = None,
         item_ids: Sequence[str] | None = None,
+        sync_every: int | None = None,
     ) -> None:
+        if sync_every is not None and sync_every < 1:
+            raise ConfigError("sync_every must be at least 1")
+        self._sync_every = sync_every
         self.models = [models] if isinstance(models, PixelModel) else list(models)
         _check_models(self.models)
         self.layers = _layer_lists(self.models, layers)
@@ -127,6 +136,15 @@ class MetamerSynthesis:
         self.fake_relu = self._fake_relu_layers()
         self._targets = self._compute_targets(per_model)
         self._ready = False
+
+    @property
+    def sync_every(self) -> int:
+        """Iterations between host syncs: as given, else 1 on the CPU (a sync costs nothing
+        there, and items leave the batch the step they stop) and
+        ``settings.stop_check_every`` on other devices."""
+        if self._sync_every is not None:
+            return self._sync_every
+        return 1 if self.device.type == "cpu" else self.settings.stop_check_every
 
     # ------------------------------------------------------------------ setup
     def setup(
@@ -201,6 +219,21 @@ class MetamerSynthesis:
         self.iteration = 0
         self._optimizer.init_state(self.x)
         self._schedule.init_state(n, dev)
+        self._init_loop_state()
+
+    def _init_loop_state(self) -> None:
+        """Device-side bookkeeping of the loop and its host mirror (as of the last sync)."""
+        n, dev = self.n_items, self.device
+        self._hist_len = torch.tensor([len(h) for h in self.histories], device=dev)
+        self._reason = torch.zeros(n, dtype=torch.long, device=dev)
+        self._evaluations = torch.zeros((), dtype=torch.long, device=dev)
+        self._pending: list[tuple[torch.Tensor, ...]] = []
+        self._host_status = self.status.tolist()
+        self._host_steps = self.steps.tolist()
+        self._segment_rows: list[int] = []
+        self.rows_evaluated = 0
+        self.evaluations = 0
+        self.synced = True
 
     # ------------------------------------------------------------- synthesis
     def synthesize(
@@ -217,6 +250,16 @@ class MetamerSynthesis:
         threshold, loss plateau, the stop criterion, or too many non-finite
         restarts).
 
+        The loop keeps its state on the device and reads it on the host only
+        at a *sync*, every :attr:`sync_every` iterations at most: losses,
+        stops and restarts are tensor operations in between. A sync also
+        comes when an item reaches ``max_steps`` or is due a stop-criterion
+        check (both known in advance from the step counts), so those happen
+        at the same step as with a sync every step. An item that stops on a
+        loss rule (threshold, plateau, non-finite) between syncs is frozen in
+        place until the next sync (no update, no history), then leaves the
+        batch.
+
         Parameters
         ----------
         max_steps
@@ -226,9 +269,12 @@ class MetamerSynthesis:
             Per-item stop test, see the module docstring.
         callback
             Called with this object after every iteration (progress,
-            checkpoints; it may raise to interrupt).
+            checkpoints; it may raise to interrupt). It should not read device
+            state between syncs (:attr:`synced` says whether this iteration
+            ended with one); :meth:`summary` is the host view as of the last sync.
         on_items_done
-            Called with the indices of items that just finished or failed.
+            Called at a sync with the indices of items that finished or failed
+            since the previous one.
 
         Returns
         -------
@@ -238,17 +284,38 @@ class MetamerSynthesis:
         if not self._ready:
             raise ConfigError("call setup() before synthesize()")
         done_here = 0
-        while bool((self.status == ACTIVE).any()) and (max_steps is None or done_here < max_steps):
-            started = time.perf_counter()
-            finished = self._iterate(stop_criterion)
-            self.elapsed += time.perf_counter() - started
-            self.iteration += 1
-            done_here += 1
-            if finished and on_items_done is not None:
-                on_items_done(finished)
-            if callback is not None:
-                callback(self)
+        while max_steps is None or done_here < max_steps:
+            active = [i for i, code in enumerate(self._host_status) if code == ACTIVE]
+            if not active:
+                break
+            budget = None if max_steps is None else max_steps - done_here
+            length = self._segment_length(active, stop_criterion is not None, budget)
+            idx = None if len(active) == self.n_items else torch.tensor(active, device=self.device)
+            self._segment_rows = active
+            for j in range(length):
+                started = time.perf_counter()
+                last = j == length - 1
+                self._iterate(idx, len(active), stop_criterion if last else None)
+                finished = self._sync() if last else []
+                self.synced = last
+                self.elapsed += time.perf_counter() - started
+                self.iteration += 1
+                done_here += 1
+                if finished and on_items_done is not None:
+                    on_items_done(finished)
+                if callback is not None:
+                    callback(self)
         return self
+
+    def _segment_length(self, active: list[int], criterion: bool, budget: int | None) -> int:
+        """Iterations until the next sync: the interval, or sooner if an item then stops on
+        ``max_steps`` or is due a criterion check (from the step counts at this sync)."""
+        every = self.settings.stop_check_every
+        ahead = [max(self.settings.max_steps - self._host_steps[i], 0) for i in active]
+        if criterion:
+            ahead += [(-self._host_steps[i]) % every or every for i in active]
+        length = min(self.sync_every, min(ahead) + 1)
+        return length if budget is None else max(min(length, budget), 1)
 
     def retire(self, indices: Sequence[int], reason: str = "skipped") -> None:
         """Remove items from the active batch without changing them (e.g. already stored).
@@ -262,44 +329,108 @@ class MetamerSynthesis:
         reason
             The stop reason recorded for each retired item.
         """
+        self._sync()
         for i in indices:
-            if int(self.status[i]) == ACTIVE:
+            if self._host_status[i] == ACTIVE:
                 self.status[i] = DONE
+                self._host_status[i] = DONE
                 self.stop_reasons[i] = reason
 
-    def _iterate(self, stop_criterion: StopCriterion | None) -> list[int]:
-        idx = torch.nonzero(self.status == ACTIVE).flatten()
-        # While every item is active, work on the full tensors in place: no
-        # gathers, scatters or fresh stimulus-sized buffers per step.
-        full = len(idx) == self.n_items
-        x_active = (self.x if full else self.x[idx]).detach().requires_grad_(True)
-        loss = self._loss(x_active, None if full else idx)
+    def admit(
+        self,
+        slots: Sequence[int],
+        references: torch.Tensor | Sequence[torch.Tensor],
+        item_ids: Sequence[str],
+        seeds: Sequence[int],
+        init_source: torch.Tensor | None = None,
+    ) -> None:
+        """Put new items into slots whose items have stopped (continuous batching).
+
+        Each new item gets its own start (from its seed), fresh optimiser and
+        schedule state, step count 0 and an empty history, exactly as if it had
+        started in a batch of its own.
+
+        Parameters
+        ----------
+        slots
+            Positions of stopped items (done or failed, already taken care of).
+        references
+            The new items' references, as for the constructor (one tensor, or one
+            per model).
+        item_ids
+            Their names (unique in the batch).
+        seeds
+            Their seeds.
+        init_source
+            The stimulus for ``init="stimulus"``.
+
+        Raises
+        ------
+        ConfigError
+            A slot still holds an active item, or the counts differ.
+        """
+        self._sync()
+        slots = [int(i) for i in slots]
+        if any(self._host_status[i] == ACTIVE for i in slots):
+            raise ConfigError("admit() needs slots whose items have stopped")
+        if not len(slots) == len(item_ids) == len(seeds):
+            raise ConfigError("admit() needs one reference, id and seed per slot")
+        refs, per_model = _fit_references(self.models, references, self.shape)
+        others = {self.item_ids[i] for i in range(self.n_items) if i not in slots}
+        if len(refs) != len(slots) or others & set(item_ids) or len(set(item_ids)) < len(slots):
+            raise ConfigError("admit() needs one reference per slot and unique item ids")
+        where = torch.tensor(slots, device=self.device)
+        self.references[where] = refs
+        for m, targets in enumerate(self._compute_targets(per_model)):
+            for layer, target in targets.items():
+                self._targets[m][layer][where] = target
+        start = starting_points(self.settings, refs, list(seeds), self.input_range, init_source)
+        self._start_items(where, start.float().to(self.device))
+        for slot, item_id, seed in zip(slots, item_ids, seeds):
+            self.item_ids[slot], self.seeds[slot] = str(item_id), int(seed)
+            self.histories[slot], self.stop_reasons[slot] = [], None
+            self._host_status[slot], self._host_steps[slot] = ACTIVE, 0
+
+    def _start_items(self, where: torch.Tensor, start: torch.Tensor) -> None:
+        self.x[where] = start
+        self.x_good[where] = start
+        for tensor in (self.steps, self.good_steps, self.failures, self.best_step):
+            tensor[where] = 0
+        for tensor in (self._hist_len, self._reason):
+            tensor[where] = 0
+        self.lr_scale[where] = 1.0
+        self.best_loss[where] = math.inf
+        self.status[where] = ACTIVE
+        self._optimizer.reset(where)
+        self._schedule.start(where)
+
+    def _iterate(self, idx: torch.Tensor | None, rows: int, criterion: StopCriterion | None):
+        """One step of the items ``idx`` (``None``: all) with tensor operations only.
+
+        Items among them that stopped since the last sync ride along frozen.
+        Only ``criterion`` (asked at a sync) reads device values on the host.
+        """
+        x_rows = _at(self.x, idx)
+        x_active = x_rows.detach().requires_grad_(True)
+        loss = self._loss(x_active, idx)
         (grad,) = torch.autograd.grad(loss.sum(), x_active)
         loss = loss.detach()
         ok = torch.isfinite(loss) & torch.isfinite(grad.flatten(1)).all(dim=1)
-        finished = []
-        if not bool(ok.all()):
-            finished = self._restart(idx[~ok])
-            idx, loss, grad, full = idx[ok], loss[ok], grad[ok], False
-        if len(idx) == 0:
-            return finished
-        for i, value in zip(idx.tolist(), loss.tolist()):
-            self.histories[i].append(value)
-        if full:
-            self.x_good.copy_(self.x)
-            self.good_steps.copy_(self.steps)
-        else:
-            self.x_good[idx] = self.x[idx]
-            self.good_steps[idx] = self.steps[idx]
-        self._track_best(idx, loss)
-        self._schedule.observe(idx, loss)
-        stop = self._stop_mask(idx, loss, stop_criterion)
-        finished += idx[stop].tolist()
-        if not bool(stop.any()):
-            self._update(idx, grad, full)
-        elif not bool(stop.all()):
-            self._update(idx[~stop], grad[~stop], False)
-        return finished
+        active = _at(self.status, idx) == ACTIVE
+        good, bad = active & ok, active & ~ok
+        self.rows_evaluated += rows
+        self._evaluations += active.sum()
+        self._restart(idx, bad)
+        x_rows = _at(self.x, idx)  # restarted items are back at their last good stimulus
+        steps = _at(self.steps, idx).clone()
+        self._pending.append((loss, steps, good))
+        _put(self._hist_len, idx, torch.where(good, steps + 1, _at(self._hist_len, idx)))
+        _put(self.x_good, idx, torch.where(_per_item(good, x_rows), x_rows, _at(self.x_good, idx)))
+        _put(self.good_steps, idx, torch.where(good, steps, _at(self.good_steps, idx)))
+        self._track_best(idx, loss, steps, good)
+        self._schedule.observe(idx, loss, good)
+        stop = self._stop_mask(idx, loss, steps, good, criterion)
+        self._update(idx, x_rows, grad, good & ~stop)
 
     def _loss(self, x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
         """Per-item loss of ``x``: items ``idx`` (``None``: all items, in order)."""
@@ -316,88 +447,151 @@ class MetamerSynthesis:
                     fit_to_input(x, model.input_shape), self.layers[m], fake_relu=self.fake_relu[m]
                 )
             for layer in self.layers[m]:
-                target = self._targets[m][layer]
-                target = target if idx is None else target[idx]
+                target = _at(self._targets[m][layer], idx)
                 total = total + weights[m] * objective(acts[layer], target)
         if self.settings.range_mode == "penalty":
             total = total + self.settings.range_penalty * range_penalty(x, *self.input_range)
         return total
 
-    def _update(self, idx: torch.Tensor, grad: torch.Tensor, full: bool) -> None:
-        factor = self._schedule.factor(idx, self.steps[idx])
-        lr = self.settings.lr * factor * self.lr_scale[idx]
-        if full:
-            new = self._optimizer.step(None, self.x, grad, lr)
-            if self.settings.range_mode == "clamp":
-                new = new.clamp_(*self.input_range)
-            if new is not self.x:
-                self.x.copy_(new)
-            self.steps += 1
-            return
-        new = self._optimizer.step(idx, self.x[idx], grad, lr)
+    def _update(
+        self, idx: torch.Tensor | None, x_rows: torch.Tensor, grad: torch.Tensor, move: torch.Tensor
+    ) -> None:
+        steps = _at(self.steps, idx)
+        factor = self._schedule.factor(idx, steps)
+        lr = self.settings.lr * factor * _at(self.lr_scale, idx)
+        new = self._optimizer.step(idx, x_rows, grad, lr, mask=move)
         if self.settings.range_mode == "clamp":
             new = new.clamp_(*self.input_range)
-        self.x[idx] = new.detach()
-        self.steps[idx] += 1
+        _put(self.x, idx, torch.where(_per_item(move, new), new, x_rows).detach())
+        _put(self.steps, idx, steps + move.long())
 
-    def _track_best(self, idx: torch.Tensor, loss: torch.Tensor) -> None:
-        improved = loss < self.best_loss[idx] * (1 - self.settings.stop_plateau_tol)
-        self.best_step[idx] = torch.where(improved, self.steps[idx], self.best_step[idx])
-        self.best_loss[idx] = torch.minimum(self.best_loss[idx], loss)
+    def _track_best(
+        self, idx: torch.Tensor | None, loss: torch.Tensor, steps: torch.Tensor, good: torch.Tensor
+    ) -> None:
+        best_loss, best_step = _at(self.best_loss, idx), _at(self.best_step, idx)
+        improved = good & (loss < best_loss * (1 - self.settings.stop_plateau_tol))
+        _put(self.best_step, idx, torch.where(improved, steps, best_step))
+        _put(self.best_loss, idx, torch.where(good, torch.minimum(best_loss, loss), best_loss))
 
     def _stop_mask(
-        self, idx: torch.Tensor, loss: torch.Tensor, criterion: StopCriterion | None
+        self,
+        idx: torch.Tensor | None,
+        loss: torch.Tensor,
+        steps: torch.Tensor,
+        good: torch.Tensor,
+        criterion: StopCriterion | None,
     ) -> torch.Tensor:
+        """Which items stop now; their status and reason are set with tensor operations."""
         s = self.settings
-        steps = self.steps[idx]
-        reasons = {"max_steps": steps >= s.max_steps}
+        reasons = [("max_steps", steps >= s.max_steps)]
         if s.loss_threshold is not None:
-            reasons["threshold"] = loss <= s.loss_threshold
+            reasons.append(("threshold", loss <= s.loss_threshold))
         if s.stop_plateau_steps is not None:
-            reasons["plateau"] = steps - self.best_step[idx] >= s.stop_plateau_steps
+            reasons.append(("plateau", steps - _at(self.best_step, idx) >= s.stop_plateau_steps))
         if criterion is not None:
-            reasons["criterion"] = self._ask_criterion(criterion, idx, steps)
-        stop = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)
-        for reason, mask in reasons.items():
-            new = mask & ~stop
-            for i in idx[new].tolist():
-                self.status[i] = DONE
-                self.stop_reasons[i] = reason
+            reasons.append(("criterion", self._ask_criterion(criterion, idx, steps, good)))
+        stop = torch.zeros_like(good)
+        reason = torch.zeros_like(steps)
+        for name, mask in reasons:
+            mask = mask & good
+            code = REASON_CODES[name]
+            reason = torch.where(mask & ~stop, code, reason)
             stop |= mask
+        _put(self.status, idx, torch.where(stop, DONE, _at(self.status, idx)))
+        _put(self._reason, idx, torch.where(stop, reason, _at(self._reason, idx)))
         return stop
 
     def _ask_criterion(
-        self, criterion: StopCriterion, idx: torch.Tensor, steps: torch.Tensor
+        self,
+        criterion: StopCriterion,
+        idx: torch.Tensor | None,
+        steps: torch.Tensor,
+        good: torch.Tensor,
     ) -> torch.Tensor:
-        due = (steps > 0) & (steps % self.settings.stop_check_every == 0)
-        mask = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)
+        due = good & (steps > 0) & (steps % self.settings.stop_check_every == 0)
+        mask = torch.zeros_like(due)
         if not bool(due.any()):
             return mask
-        asked = idx[due]
+        rows = torch.arange(len(due), device=due.device) if idx is None else idx
+        asked = rows[due]
         answer = torch.as_tensor(criterion(self, self.x[asked].detach(), asked), dtype=torch.bool)
         if answer.shape != (len(asked),):
             raise ConfigError(
                 f"stop criterion returned shape {tuple(answer.shape)}; expected ({len(asked)},)"
             )
-        mask[due] = answer.to(idx.device)
+        mask[due] = answer.to(due.device)
         return mask
 
-    def _restart(self, bad: torch.Tensor) -> list[int]:
-        """Non-finite loss or gradient: back to the last good state with half the step size."""
-        failed = []
-        self.failures[bad] += 1
-        for i in bad.tolist():
-            if int(self.failures[i]) > self.settings.max_failures:
-                self.status[i] = FAILED
-                self.stop_reasons[i] = "non-finite"
-                failed.append(i)
-            self.histories[i] = self.histories[i][: int(self.good_steps[i])]
-        self.x[bad] = self.x_good[bad]
-        self.steps[bad] = self.good_steps[bad]
-        self.lr_scale[bad] *= 0.5
-        self._optimizer.reset(bad)
-        self._schedule.reset(bad)
-        return failed
+    def _restart(self, idx: torch.Tensor | None, bad: torch.Tensor) -> None:
+        """Non-finite loss or gradient: back to the last good state with half the step size
+        (tensor operations; after ``max_failures`` restarts the item is failed)."""
+        failures = _at(self.failures, idx) + bad.long()
+        failed = bad & (failures > self.settings.max_failures)
+        good_steps = _at(self.good_steps, idx)
+        _put(self.failures, idx, failures)
+        _put(self.status, idx, torch.where(failed, FAILED, _at(self.status, idx)))
+        _put(
+            self._reason,
+            idx,
+            torch.where(failed, REASON_CODES["non-finite"], _at(self._reason, idx)),
+        )
+        _put(self._hist_len, idx, torch.where(bad, good_steps, _at(self._hist_len, idx)))
+        x_rows = _at(self.x, idx)
+        _put(self.x, idx, torch.where(_per_item(bad, x_rows), _at(self.x_good, idx), x_rows))
+        _put(self.steps, idx, torch.where(bad, good_steps, _at(self.steps, idx)))
+        scale = _at(self.lr_scale, idx)
+        _put(self.lr_scale, idx, torch.where(bad, scale * 0.5, scale))
+        self._optimizer.reset(idx, bad)
+        self._schedule.reset(idx, bad)
+
+    def _sync(self) -> list[int]:
+        """Copy the loop's device state to the host; return the items stopped since the last sync."""
+        self._flush_histories()
+        state = (
+            torch.cat(
+                [
+                    torch.stack([self.status, self.steps, self._reason]).flatten(),
+                    self._evaluations[None],
+                ]
+            )
+            .cpu()
+            .tolist()
+        )
+        n = self.n_items
+        status, steps, reasons = state[:n], state[n : 2 * n], state[2 * n : 3 * n]
+        self.evaluations = state[-1]
+        finished = []
+        for i, (before, now) in enumerate(zip(self._host_status, status)):
+            if before == ACTIVE and now != ACTIVE:
+                finished.append(i)
+                self.stop_reasons[i] = REASON_NAMES[reasons[i]]
+        self._host_status, self._host_steps = status, steps
+        return finished
+
+    def _flush_histories(self) -> None:
+        """Append the losses evaluated since the last flush to the items' histories.
+
+        An entry is the loss at an item's step count, so a restart (which set
+        the item back to its last good step) truncates the history there.
+        """
+        if not self._pending:
+            return
+        rows = self._segment_rows
+        lengths = self._hist_len[rows].cpu().tolist()
+        loss, steps, good = (torch.stack(parts).cpu() for parts in zip(*self._pending))
+        self._pending = []
+        for column, item in enumerate(rows):
+            history = self.histories[item]
+            kept = good[:, column]
+            values = loss[:, column][kept].tolist()
+            at = steps[:, column][kept].tolist()
+            if at and at[0] == len(history) and at[-1] == at[0] + len(at) - 1:
+                history.extend(values)
+            else:
+                for step, value in zip(at, values):
+                    del history[step:]
+                    history.append(value)
+            del history[lengths[column] :]
 
     # --------------------------------------------------------------- results
     @property
@@ -413,6 +607,7 @@ class MetamerSynthesis:
         i
             The item's position in the batch.
         """
+        self._flush_histories()
         return np.asarray(self.histories[i], dtype=np.float64)
 
     def status_of(self, i: int) -> str:
@@ -439,8 +634,8 @@ class MetamerSynthesis:
         }
 
     def summary(self) -> dict[str, float | int]:
-        """Counts and losses for progress displays."""
-        status = self.status.tolist()
+        """Counts and losses for progress displays, as of the last host sync (no sync)."""
+        status = self._host_status
         last = [h[-1] for h in self.histories if h]
         return {
             "items": self.n_items,
@@ -469,6 +664,7 @@ class MetamerSynthesis:
         """
         if not self._ready:
             raise ConfigError("nothing to save: call setup() first")
+        self._flush_histories()
         tensors = {
             "x": self.x,
             "x_good": self.x_good,
@@ -487,7 +683,7 @@ class MetamerSynthesis:
         meta = self._identity() | {
             "settings": self.settings.model_dump(mode="json"),
             "seeds": self.seeds,
-            "stop_reasons": self.stop_reasons,
+            "stop_reasons": self._device_stop_reasons(),
             "elapsed": self.elapsed,
             "iteration": self.iteration,
             "format": FORMAT_VERSION,
@@ -545,8 +741,17 @@ class MetamerSynthesis:
         self._schedule.state = _prefixed(tensors, "schedule.")
         self.stop_reasons = meta["stop_reasons"]
         self.elapsed, self.iteration = meta["elapsed"], meta["iteration"]
+        self._init_loop_state()
         self._ready = True
         return self
+
+    def _device_stop_reasons(self) -> list[str | None]:
+        """Stop reasons including items stopped on the device since the last sync."""
+        codes = self._reason.tolist()
+        return [
+            reason if reason is not None else REASON_NAMES[code]
+            for reason, code in zip(self.stop_reasons, codes)
+        ]
 
     def _identity(self) -> dict:
         return {
@@ -687,3 +892,22 @@ def _pad_histories(histories: list[list[float]]) -> torch.Tensor:
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _at(tensor: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+    """Rows ``idx`` of a per-item tensor (the tensor itself for ``None``)."""
+    return tensor if idx is None else tensor[idx]
+
+
+def _put(tensor: torch.Tensor, idx: torch.Tensor | None, rows: torch.Tensor) -> None:
+    """Write rows ``idx`` of a per-item tensor (all of it, in place, for ``None``)."""
+    if idx is None:
+        if rows is not tensor:
+            tensor.copy_(rows)
+    else:
+        tensor[idx] = rows
+
+
+def _per_item(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` values shaped to broadcast against ``(n, ...)``."""
+    return values.reshape(-1, *([1] * (like.ndim - 1)))

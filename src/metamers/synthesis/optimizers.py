@@ -8,6 +8,11 @@ disturbs the others, and a batched run equals one-at-a-time runs.
 All optimisers *descend*: ``step`` returns the new stimuli for the given items.
 ``idx=None`` means every item, in order: the optimiser may then update its
 state and ``x`` in place (the engine's fast path while no item has stopped).
+A ``mask`` (``(n,)`` bool over the given items) updates only the items it
+marks, with tensor operations (no host sync): the state rows of the others
+are left as they were and the stimuli returned for them are meaningless (the
+engine keeps their old stimuli). An item's values are the same bits with or
+without a mask.
 
 Internal module: use it through metamers.synthesis (``SynthesisSettings.optimizer``); not part of the public API.
 """
@@ -24,9 +29,58 @@ def _per_item(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.reshape(-1, *([1] * (like.ndim - 1)))
 
 
-def _rows(tensor: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-    """The state rows of items ``idx``: the tensor itself (not a copy) for all items."""
-    return tensor if idx is None else tensor[idx]
+def _rows(tensor: torch.Tensor, idx: torch.Tensor | None, mask: torch.Tensor | None = None):
+    """The state rows of items ``idx``: the tensor itself (not a copy) for all items, unmasked.
+
+    With a ``mask`` the rows are always a copy, so they can be changed before
+    :func:`_store` writes back only the masked ones.
+    """
+    if idx is None:
+        return tensor if mask is None else tensor.clone()
+    return tensor[idx]
+
+
+def _store(
+    tensor: torch.Tensor,
+    idx: torch.Tensor | None,
+    rows: torch.Tensor,
+    mask: torch.Tensor | None,
+) -> None:
+    """Write ``rows`` back as the state of items ``idx`` (only where ``mask``)."""
+    if mask is not None:
+        old = tensor if idx is None else tensor[idx]
+        rows = torch.where(_per_item(mask, rows), rows, old)
+    if idx is None:
+        if rows is not tensor:
+            tensor.copy_(rows)
+    else:
+        tensor[idx] = rows
+
+
+def reset_rows(
+    state: dict[str, torch.Tensor],
+    idx: torch.Tensor | None,
+    mask: torch.Tensor | None = None,
+    values: dict[str, float] | None = None,
+) -> None:
+    """Set the state rows of items ``idx`` (where ``mask``) to their start values (default 0).
+
+    Parameters
+    ----------
+    state
+        Per-item state tensors (first dimension = item).
+    idx
+        Positions of the items (``None``: every item).
+    mask
+        ``(len(idx),)`` bool: which of them to reset (``None``: all).
+    values
+        Start value per state name (others: 0).
+    """
+    for name, tensor in state.items():
+        rows = _rows(tensor, idx, mask)
+        value = (values or {}).get(name, 0)
+        fill = torch.ones_like(rows, dtype=torch.bool) if mask is None else _per_item(mask, rows)
+        _store(tensor, idx, rows.masked_fill(fill, value), None)
 
 
 class ItemOptimizer:
@@ -45,28 +99,33 @@ class ItemOptimizer:
         """Allocate state for all items of ``x`` (``(N, ...)``)."""
 
     def step(
-        self, idx: torch.Tensor | None, x: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor
+        self,
+        idx: torch.Tensor | None,
+        x: torch.Tensor,
+        grad: torch.Tensor,
+        lr: torch.Tensor,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Return the updated ``x`` for items ``idx`` (``x``, ``grad``: ``(n, ...)``; ``lr``: ``(n,)``).
 
-        With ``idx=None`` (every item) ``x`` may be updated in place and returned.
-        ``grad`` may be overwritten.
+        With ``idx=None`` (every item) and no ``mask``, ``x`` may be updated in
+        place and returned. ``grad`` may be overwritten. With a ``mask`` only
+        the marked items' state changes (see the module docstring).
         """
         raise NotImplementedError
 
-    def reset(self, idx: torch.Tensor) -> None:
-        """Zero the state of items ``idx`` (after a restart)."""
-        for tensor in self.state.values():
-            tensor[idx] = 0
+    def reset(self, idx: torch.Tensor | None, mask: torch.Tensor | None = None) -> None:
+        """Zero the state of items ``idx`` (where ``mask``): after a restart, or for a new item."""
+        reset_rows(self.state, idx, mask)
 
 
 class NormalizedGradient(ItemOptimizer):
     """Published step: ``x - lr * g / ||g||`` per item, so each update has L2 norm ``lr``."""
 
-    def step(self, idx, x, grad, lr):
+    def step(self, idx, x, grad, lr, mask=None):
         norm = grad.flatten(1).norm(dim=1).clamp_min(1e-30)
         scaled = grad.mul_(_per_item(lr / norm, x))
-        return x.sub_(scaled) if idx is None else x - scaled
+        return x.sub_(scaled) if idx is None and mask is None else x - scaled
 
 
 class SGD(ItemOptimizer):
@@ -79,10 +138,10 @@ class SGD(ItemOptimizer):
     def init_state(self, x):
         self.state = {"velocity": torch.zeros_like(x)}
 
-    def step(self, idx, x, grad, lr):
-        velocity = _rows(self.state["velocity"], idx).mul_(self.momentum).add_(grad)
-        if idx is not None:
-            self.state["velocity"][idx] = velocity
+    def step(self, idx, x, grad, lr, mask=None):
+        velocity = _rows(self.state["velocity"], idx, mask).mul_(self.momentum).add_(grad)
+        if idx is not None or mask is not None:
+            _store(self.state["velocity"], idx, velocity, mask)
             return x - _per_item(lr, x) * velocity
         return x.sub_(velocity * _per_item(lr, x))
 
@@ -102,18 +161,19 @@ class Adam(ItemOptimizer):
             "t": torch.zeros(x.shape[0], device=x.device),
         }
 
-    def step(self, idx, x, grad, lr):
+    def step(self, idx, x, grad, lr, mask=None):
         st = self.state
-        m = _rows(st["exp_avg"], idx).mul_(self.beta1).add_(grad, alpha=1 - self.beta1)
-        v = _rows(st["exp_avg_sq"], idx).mul_(self.beta2)
+        m = _rows(st["exp_avg"], idx, mask).mul_(self.beta1).add_(grad, alpha=1 - self.beta1)
+        v = _rows(st["exp_avg_sq"], idx, mask).mul_(self.beta2)
         v.addcmul_(grad, grad, value=1 - self.beta2)
-        t = _rows(st["t"], idx).add_(1)
-        if idx is not None:
-            st["exp_avg"][idx], st["exp_avg_sq"][idx], st["t"][idx] = m, v, t
+        t = _rows(st["t"], idx, mask).add_(1)
+        if idx is not None or mask is not None:
+            for name, rows in (("exp_avg", m), ("exp_avg_sq", v), ("t", t)):
+                _store(st[name], idx, rows, mask)
         # x - lr * m_hat / (sqrt(v_hat) + eps), with one stimulus-sized buffer
         denom = v.sqrt().div_(_per_item((1 - self.beta2**t).sqrt(), v)).add_(self.eps)
         update = torch.div(m, denom, out=denom).mul_(_per_item(lr / (1 - self.beta1**t), m))
-        return x.sub_(update) if idx is None else x - update
+        return x.sub_(update) if idx is None and mask is None else x - update
 
 
 class LBFGS(ItemOptimizer):
@@ -155,12 +215,12 @@ class LBFGS(ItemOptimizer):
             "has_prev": torch.zeros(n, dtype=torch.bool, device=x.device),
         }
 
-    def step(self, idx, x, grad, lr):
+    def step(self, idx, x, grad, lr, mask=None):
         if idx is None:
             idx = torch.arange(x.shape[0], device=x.device)
         st = self.state
         flat_x, g = x.flatten(1).float(), grad.flatten(1).float()
-        self._remember(idx, flat_x, g)
+        self._remember(idx, flat_x, g, mask)
         count, pos = st["count"][idx], st["pos"][idx]
         s_hist, y_hist, rho = st["s"][idx], st["y"][idx], st["rho"][idx]
         rows = torch.arange(len(idx), device=x.device)
@@ -185,25 +245,30 @@ class LBFGS(ItemOptimizer):
             valid = (k < count).float()
             beta = rho[rows, j] * (y_hist[rows, j] * r).sum(1)
             r += s_hist[rows, j] * ((alphas[k] - beta) * valid)[:, None]
-        st["prev_x"][idx], st["prev_g"][idx] = flat_x, g
-        st["has_prev"][idx] = True
+        _store(st["prev_x"], idx, flat_x, mask)
+        _store(st["prev_g"], idx, g, mask)
+        _store(st["has_prev"], idx, torch.ones_like(st["has_prev"][idx]), mask)
         return x - _per_item(lr, x) * r.reshape(x.shape).to(x.dtype)
 
-    def _remember(self, idx: torch.Tensor, flat_x: torch.Tensor, g: torch.Tensor) -> None:
+    def _remember(
+        self, idx: torch.Tensor, flat_x: torch.Tensor, g: torch.Tensor, mask: torch.Tensor | None
+    ) -> None:
+        """Keep the newest curvature pair of each item that passes the test (tensor ops only)."""
         st = self.state
         s = flat_x - st["prev_x"][idx]
         y = g - st["prev_g"][idx]
         ys = (s * y).sum(1)
         scale = s.norm(dim=1) * y.norm(dim=1)
         keep = st["has_prev"][idx] & (ys > self.CURVATURE_TOL * scale)
-        if not bool(keep.any()):
-            return
-        items, pos = idx[keep], st["pos"][idx][keep]
-        st["s"][items, pos] = s[keep]
-        st["y"][items, pos] = y[keep]
-        st["rho"][items, pos] = 1.0 / ys[keep]
-        st["pos"][items] = (pos + 1) % self.history
-        st["count"][items] = (st["count"][items] + 1).clamp_max(self.history)
+        if mask is not None:
+            keep &= mask
+        pos = st["pos"][idx]
+        st["s"][idx, pos] = torch.where(keep[:, None], s, st["s"][idx, pos])
+        st["y"][idx, pos] = torch.where(keep[:, None], y, st["y"][idx, pos])
+        st["rho"][idx, pos] = torch.where(keep, 1.0 / ys, st["rho"][idx, pos])
+        st["pos"][idx] = torch.where(keep, (pos + 1) % self.history, pos)
+        count = st["count"][idx]
+        st["count"][idx] = torch.where(keep, (count + 1).clamp_max(self.history), count)
 
 
 def make_optimizer(settings: SynthesisSettings) -> ItemOptimizer:

@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from metamers.synthesis.optimizers import reset_rows
 from metamers.synthesis.settings import SynthesisSettings
 
 
@@ -39,13 +40,13 @@ class Schedule:
             Where the state tensors live (the stimuli's device).
         """
 
-    def factor(self, idx: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    def factor(self, idx: torch.Tensor | None, steps: torch.Tensor) -> torch.Tensor:
         """Multiplier of the base step size for items ``idx`` at their ``steps``.
 
         Parameters
         ----------
         idx
-            ``(K,)`` positions of the active items in the batch.
+            ``(K,)`` positions of the active items in the batch (``None``: every item).
         steps
             ``(K,)`` optimisation steps each of those items has taken.
 
@@ -54,27 +55,43 @@ class Schedule:
         torch.Tensor
             ``(K,)`` multipliers.
         """
-        return torch.ones(len(idx), device=steps.device)
+        return torch.ones(len(steps), device=steps.device)
 
-    def observe(self, idx: torch.Tensor, losses: torch.Tensor) -> None:
+    def observe(
+        self, idx: torch.Tensor | None, losses: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> None:
         """Record the current losses of items ``idx`` (used by loss-driven schedules).
 
         Parameters
         ----------
         idx
-            ``(K,)`` positions of the items in the batch.
+            ``(K,)`` positions of the items in the batch (``None``: every item).
         losses
             ``(K,)`` their losses at the current step.
+        mask
+            ``(K,)`` bool: only these items' losses count (``None``: all).
         """
 
-    def reset(self, idx: torch.Tensor) -> None:
+    def reset(self, idx: torch.Tensor | None, mask: torch.Tensor | None = None) -> None:
         """Forget the state of items ``idx`` (after a restart).
 
         Parameters
         ----------
         idx
-            Positions of the restarted items in the batch.
+            Positions of the restarted items in the batch (``None``: every item).
+        mask
+            ``(K,)`` bool: which of them restart (``None``: all).
         """
+
+    def start(self, idx: torch.Tensor) -> None:
+        """Give items ``idx`` the state of a new item (a slot taken by a new item).
+
+        Parameters
+        ----------
+        idx
+            Positions of the new items in the batch.
+        """
+        reset_rows(self.state, idx)
 
 
 class Halving(Schedule):
@@ -84,13 +101,13 @@ class Halving(Schedule):
         super().__init__()
         self.every = every
 
-    def factor(self, idx: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    def factor(self, idx: torch.Tensor | None, steps: torch.Tensor) -> torch.Tensor:
         """``0.5 ** (steps // every)`` per item.
 
         Parameters
         ----------
         idx
-            ``(K,)`` positions of the active items in the batch.
+            ``(K,)`` positions of the active items in the batch (``None``: every item).
         steps
             ``(K,)`` optimisation steps each of those items has taken.
 
@@ -110,13 +127,13 @@ class Cosine(Schedule):
         self.total = max(total, 1)
         self.min_factor = min_factor
 
-    def factor(self, idx: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    def factor(self, idx: torch.Tensor | None, steps: torch.Tensor) -> torch.Tensor:
         """``min_factor + (1 - min_factor) (1 + cos(pi min(steps / total, 1))) / 2`` per item.
 
         Parameters
         ----------
         idx
-            ``(K,)`` positions of the active items in the batch.
+            ``(K,)`` positions of the active items in the batch (``None``: every item).
         steps
             ``(K,)`` optimisation steps each of those items has taken.
 
@@ -153,13 +170,13 @@ class Plateau(Schedule):
             "scale": torch.ones(n_items, device=device),
         }
 
-    def factor(self, idx: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    def factor(self, idx: torch.Tensor | None, steps: torch.Tensor) -> torch.Tensor:
         """Each item's current scale, at least ``min_factor``.
 
         Parameters
         ----------
         idx
-            ``(K,)`` positions of the active items in the batch.
+            ``(K,)`` positions of the active items in the batch (``None``: every item).
         steps
             ``(K,)`` optimisation steps each of those items has taken (unused:
             the scale depends on the loss history only).
@@ -169,9 +186,11 @@ class Plateau(Schedule):
         torch.Tensor
             ``(K,)`` multipliers.
         """
-        return self.state["scale"][idx].clamp_min(self.min_factor)
+        return _at(self.state["scale"], idx).clamp_min(self.min_factor)
 
-    def observe(self, idx: torch.Tensor, losses: torch.Tensor) -> None:
+    def observe(
+        self, idx: torch.Tensor | None, losses: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> None:
         """Track each item's best loss; shrink its scale after ``patience`` steps without gain.
 
         A loss counts as an improvement when it is below ``best * (1 - tol)``.
@@ -181,27 +200,55 @@ class Plateau(Schedule):
         Parameters
         ----------
         idx
-            ``(K,)`` positions of the items in the batch.
+            ``(K,)`` positions of the items in the batch (``None``: every item).
         losses
             ``(K,)`` their losses at the current step.
+        mask
+            ``(K,)`` bool: only these items' losses count (``None``: all).
         """
-        best, since, scale = self.state["best"], self.state["since"], self.state["scale"]
-        improved = losses < best[idx] * (1 - self.tol)
-        best[idx] = torch.where(improved, losses, best[idx])
-        since[idx] = torch.where(improved, 0, since[idx] + 1)
-        shrink = since[idx] >= self.patience
-        scale[idx] = torch.where(shrink, scale[idx] * self.shrink, scale[idx])
-        since[idx] = torch.where(shrink, 0, since[idx])
+        best, since, scale = (_at(self.state[k], idx) for k in ("best", "since", "scale"))
+        on = torch.ones_like(losses, dtype=torch.bool) if mask is None else mask
+        improved = losses < best * (1 - self.tol)
+        new_best = torch.where(improved & on, losses, best)
+        new_since = torch.where(on, torch.where(improved, 0, since + 1), since)
+        shrink = on & (new_since >= self.patience)
+        new_scale = torch.where(shrink, scale * self.shrink, scale)
+        new_since = torch.where(shrink, 0, new_since)
+        for key, value in (("best", new_best), ("since", new_since), ("scale", new_scale)):
+            _put(self.state[key], idx, value)
 
-    def reset(self, idx: torch.Tensor) -> None:
+    def reset(self, idx: torch.Tensor | None, mask: torch.Tensor | None = None) -> None:
         """Restart the patience count of items ``idx`` (best loss and scale are kept).
 
         Parameters
         ----------
         idx
-            Positions of the restarted items in the batch.
+            Positions of the restarted items in the batch (``None``: every item).
+        mask
+            ``(K,)`` bool: which of them restart (``None``: all).
         """
-        self.state["since"][idx] = 0
+        reset_rows({"since": self.state["since"]}, idx, mask)
+
+    def start(self, idx: torch.Tensor) -> None:
+        """A new item's state: best loss ``inf``, no patience used, scale 1.
+
+        Parameters
+        ----------
+        idx
+            Positions of the new items in the batch.
+        """
+        reset_rows(self.state, idx, values={"best": math.inf, "scale": 1.0})
+
+
+def _at(tensor: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+    return tensor if idx is None else tensor[idx]
+
+
+def _put(tensor: torch.Tensor, idx: torch.Tensor | None, value: torch.Tensor) -> None:
+    if idx is None:
+        tensor.copy_(value)
+    else:
+        tensor[idx] = value
 
 
 def make_schedule(settings: SynthesisSettings) -> Schedule:
