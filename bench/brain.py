@@ -170,6 +170,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-sklearn", action="store_true")
     parser.add_argument("--skip-himalaya", action="store_true")
+    parser.add_argument(
+        "--max-gb",
+        type=float,
+        default=4.0,
+        help="Skip sklearn's call when its coefficients need more.",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(machine_line())

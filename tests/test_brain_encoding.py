@@ -131,3 +131,11 @@ def test_stimulus_order_of_features_is_respected(planted):
 def test_saved_result(tmp_path, result):
     files = {p.name for p in result.save(tmp_path)}
     assert {"scores.parquet", "scores.csv", "splits.json", "encoding.json"} <= files
+
+
+def test_features_for_a_subset_of_the_stimuli(planted):
+    small = planted.data.select_targets(np.arange(planted.data.n_targets) < 5)
+    ids = list(small.stimulus_ids[:100])
+    result = fit_encoding({"p": planted.features["planted"][:100]}, small, stimulus_ids=ids)
+    assert set(result.splits.stimulus_ids) == set(ids)
+    assert result.scores["r"].notna().all()

@@ -135,7 +135,7 @@ def fit_encoding(
         :data:`~metamers.brain.presets.PRESETS` name or a :class:`Preset`.
     splits
         Splits to use (default: the preset's draw over ``data``'s canonical
-        stimulus order, before any reordering).
+        stimulus order, before any reordering, of the stimuli with features).
     backend, device
         Ridge backend and torch device (see :func:`~metamers.brain.ridge.fit_ridge`).
     model
@@ -158,7 +158,9 @@ def fit_encoding(
     layers = check_features(features, data.n_stimuli)
     if preset.noise_correction:
         data.require_repetitions(2)
-    splits = splits if splits is not None else preset.make_splits(list(canonical))
+    if splits is None:  # the preset's draw over the data's own order (the published one)
+        present = set(data.stimulus_ids)
+        splits = preset.make_splits([s for s in canonical if s in present])
     indices = splits.indices(data.stimulus_ids)
     frames = []
     for layer, x in layers.items():
