@@ -296,13 +296,16 @@ def _run_generate(ctx: TaskContext) -> dict[str, Any]:
 
     settings = ctx.settings
     stimuli = load_stimulus_set(settings["stimuli"])
+    model = ctx.model(settings["model"])
     results = generate_metamers(
-        ctx.model(settings["model"]),
+        model,
         [settings["layer"]],
         stimuli,
         ctx.out,
         SynthesisSettings(**settings["synthesis"]),
-        batch_size=len(stimuli),
+        # one batch of the whole set on the CPU; elsewhere the device's batch, which the
+        # queue of stimuli keeps full (continuous batching)
+        batch_size=len(stimuli) if model.device.type == "cpu" else None,
         seed=settings["seed"],
         progress=_every(ctx, _generate_line(settings["synthesis"].get("max_steps"))),
     )

@@ -41,6 +41,7 @@ import json
 import shutil
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +53,8 @@ from metamers.io import locked, path_name, write_json_atomic
 from metamers.models import PixelModel
 from metamers.models.registry import load_spec
 from metamers.stimuli import Stimulus, StimulusSet, load_image
-from metamers.synthesis.engine import ACTIVE, MetamerSynthesis, StopCriterion, tensor_digest
+from metamers.synthesis.batching import device_batch_size
+from metamers.synthesis.engine import MetamerSynthesis, StopCriterion, tensor_digest
 from metamers.synthesis.jobs import LayerJob, parse_layer_jobs
 from metamers.synthesis.results import MetamerResult
 from metamers.synthesis.settings import FAST, SynthesisSettings
@@ -72,6 +74,8 @@ from metamers.synthesis.storage import (
 ProgressFn = Callable[[dict], None]
 NameFn = Callable[[str], str]
 LOCK = ".lock"
+QUEUE_CHECKPOINT = "queue.safetensors"
+"""A job's checkpoint: the state of its batch, whose slots name their items."""
 RUN = "run.json"
 NAMING = "path_name"
 """``run.json`` ``naming`` of folders whose names come from :func:`~metamers.io.path_name`;
@@ -88,6 +92,10 @@ class GeneratedMetamers(list):
         says why, e.g. ``non-finite``), stored ones included.
     skipped
         Ids of stimuli that could not be loaded and were skipped (``skip_bad``).
+    work
+        Work done by this call: ``evaluations`` (loss evaluations the items
+        needed), ``rows_evaluated`` (rows of the forward passes run) and
+        ``slot_steps`` (batch capacity x iterations).
     """
 
     def __init__(
@@ -99,6 +107,7 @@ class GeneratedMetamers(list):
         super().__init__(done)
         self.failed = list(failed)
         self.skipped = list(skipped)
+        self.work: dict[str, int] = {}
 
 
 def generate_metamers(
@@ -108,11 +117,12 @@ def generate_metamers(
     out_dir: str | Path,
     settings: SynthesisSettings | None = None,
     *,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     seed: int = 0,
     limit: int | None = None,
     progress: ProgressFn | None = None,
     stop_criterion: StopCriterion | None = None,
+    sync_every: int | None = None,
 ) -> list[MetamerResult]:
     """Make (or resume) metamers of ``stimuli`` for each layer job.
 
@@ -137,7 +147,11 @@ def generate_metamers(
     settings
         Synthesis settings (default: the ``fast`` preset).
     batch_size
-        Items optimised together.
+        Items optimised together: the capacity of the batch that the queue of
+        (stimulus, layer job) items feeds, a finished item's slot going to the
+        next item at once (continuous batching). ``None``: the device's
+        (:func:`device_batch_size`: a small default on the CPU, the largest
+        batch that fits on CUDA).
     seed
         Base seed; each item's seed derives from it and its stimulus id, so a
         stimulus starts from the same point at every layer and in any batch.
@@ -149,13 +163,20 @@ def generate_metamers(
     stop_criterion
         Per-item stop criterion (:class:`~metamers.synthesis.StopCriterion`, e.g.
         :class:`metamers.validation.AcceptanceStop`), asked by every batch.
+    sync_every
+        Iterations between host syncs of the loop
+        (:attr:`MetamerSynthesis.sync_every`; default: 1 on the CPU, the
+        stop-check interval elsewhere).
 
     Returns
     -------
     GeneratedMetamers
         The finished metamers (already stored ones included), failed ones
-        excluded: a list, with the failed items in ``.failed`` and the ids of
-        skipped stimuli (``stimuli.skip_bad``) in ``.skipped``.
+        excluded: a list, with the failed items in ``.failed``, the ids of
+        skipped stimuli (``stimuli.skip_bad``) in ``.skipped`` and the work
+        done in ``.work`` (``evaluations`` the items needed, ``rows_evaluated``
+        the rows of the forward passes run, ``slot_steps`` capacity x
+        iterations; for what this call computed, not stored results).
 
     Raises
     ------
@@ -172,7 +193,7 @@ def generate_metamers(
     stimuli = stimuli.limit(limit)
     if not len(stimuli):
         raise ConfigError("no stimuli to make metamers of")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ConfigError("batch_size must be at least 1")
     jobs = [job.check(models) for job in parse_layer_jobs(layers, len(models))]
     out = Path(out_dir)
@@ -193,18 +214,20 @@ def generate_metamers(
         done: list[MetamerResult] = []
         failed: list[MetamerResult] = []
         skipped: set[str] = set()
+        work = dict.fromkeys(("evaluations", "rows_evaluated", "slot_steps"), 0)
         for job in jobs:
-            loaded: set[str] = set()
-            for chunk, per_model in _load_batches(stimuli, models, batch_size):
-                loaded.update(s.id for s in chunk)
-                runner = _BatchRunner(
-                    models, job, chunk, per_model, stimuli, out, settings, seed, name
-                )
-                for result in runner.run(tracker, stop_criterion):
-                    (done if result.status == "done" else failed).append(result)
-            skipped.update(s.id for s in stimuli if s.id not in loaded)
-            tracker.total -= len(stimuli) - len(loaded)
-    return GeneratedMetamers(done, failed, [s.id for s in stimuli if s.id in skipped])
+            capacity = batch_size or device_batch_size(models, job, settings, len(stimuli))
+            runner = _JobRunner(
+                models, job, stimuli, out, settings, seed, name, capacity, sync_every
+            )
+            for result in runner.run(tracker, stop_criterion):
+                (done if result.status == "done" else failed).append(result)
+            skipped.update(s.id for s in stimuli if s.id not in runner.loaded)
+            tracker.total -= len(stimuli) - len(runner.loaded)
+            work = {k: v + runner.work[k] for k, v in work.items()}
+    generated = GeneratedMetamers(done, failed, [s.id for s in stimuli if s.id in skipped])
+    generated.work = work
+    return generated
 
 
 def _load_batches(
@@ -436,146 +459,224 @@ class _Progress:
         )
 
 
-class _BatchRunner:
-    """One batch of one job: check what is stored, build, resume, synthesise, write, clean up."""
+class _Item:
+    """One (stimulus, layer job) item of the queue: its references, folder and stored result."""
+
+    def __init__(
+        self, stimulus: Stimulus, refs: list[torch.Tensor], folder: Path, digest: str
+    ) -> None:
+        self.stimulus, self.refs, self.folder, self.digest = stimulus, refs, folder, digest
+        self.stored: MetamerResult | None = None
+
+
+class _JobRunner:
+    """One layer job by continuous batching: a queue of items feeds a fixed-capacity batch.
+
+    Items are taken in stimulus order; when items stop (at a sync of the
+    loop) they are written and new items take their slots, each with its own
+    seed, start, optimiser state and schedule position, so the batch stays
+    full until the queue is empty. One checkpoint per job holds the slots;
+    a re-run skips stored items, puts the checkpoint's items back in their
+    slots and feeds the rest of the queue in the same order, so a resumed run
+    equals an uninterrupted one.
+    """
 
     def __init__(
         self,
         models: list[PixelModel],
         job: LayerJob,
-        chunk: list[Stimulus],
-        per_model: list[torch.Tensor],
         stimuli: StimulusSet,
         out: Path,
         settings: SynthesisSettings,
         seed: int,
-        name: NameFn = path_name,
+        name: NameFn,
+        capacity: int,
+        sync_every: int | None,
     ) -> None:
-        self.models, self.job, self.chunk, self.stimuli = models, job, chunk, stimuli
-        self.per_model = per_model
-        self.settings, self.seed = settings, seed
+        self.models, self.job, self.stimuli = models, job, stimuli
+        self.settings, self.seed, self.name = settings, seed, name
+        self.capacity, self.sync_every = capacity, sync_every
         self.folder = job_folder(out, models, job, name)
-        self.item_folders = [self.folder / name(s.id) for s in chunk]
-        key = hashlib.sha256("\n".join(s.id for s in chunk).encode()).hexdigest()[:16]
-        self.checkpoint = out / CHECKPOINTS / self.folder.relative_to(out) / f"{key}.safetensors"
-        self.digests = [
-            reference_digest([refs[i] for refs in per_model]) for i in range(len(chunk))
-        ]
+        self.checkpoint = out / CHECKPOINTS / self.folder.relative_to(out) / QUEUE_CHECKPOINT
+        self.loaded: set[str] = set()
+        self.results: dict[str, MetamerResult] = {}
+        self.waiting: deque[_Item] = deque()
+        self.slots: list[_Item] = []
         self.written: set[int] = set()
+        self.work = {"evaluations": 0, "rows_evaluated": 0, "slot_steps": 0}
 
+    # ----------------------------------------------------------------- queue
+    def _stream(self) -> Iterator[_Item]:
+        """Every loadable stimulus as an item, in order, its stored result checked."""
+        for chunk, per_model in _load_batches(self.stimuli, self.models, self.capacity):
+            for i, stimulus in enumerate(chunk):
+                self.loaded.add(stimulus.id)
+                refs = [r[i] for r in per_model]
+                item = _Item(stimulus, refs, self.folder / self.name(stimulus.id), "")
+                item.digest = reference_digest(refs)
+                item.stored = self._stored(item)
+                yield item
+
+    def _next(self, stream: Iterator[_Item], tracker: _Progress) -> _Item | None:
+        """The next item still to make (stored ones are collected on the way)."""
+        if self.waiting:
+            return self.waiting.popleft()
+        for item in stream:
+            if item.stored is None:
+                return item
+            self.results[item.stimulus.id] = item.stored
+            tracker.done += 1
+        return None
+
+    # ------------------------------------------------------------------- run
     def run(self, tracker: _Progress, stop_criterion: StopCriterion | None) -> list[MetamerResult]:
-        stored = {i: r for i in range(len(self.chunk)) if (r := self._stored(i)) is not None}
-        if len(stored) == len(self.chunk):
-            tracker.done += len(stored)
-            return [stored[i] for i in range(len(self.chunk))]
-        synthesis = self._build()
-        synthesis.retire(sorted(stored), reason="stored")
-        self.written = set(stored)
-        self._write_finished(synthesis)
+        stream = self._stream()
+        synthesis = self._resume(stream, tracker)
+        if synthesis is None:
+            first = []
+            while len(first) < self.capacity and (item := self._next(stream, tracker)):
+                first.append(item)
+            if not first:
+                return self._ordered()
+            synthesis = self._fresh(first)
+        saved = [synthesis.iteration]
 
         def after_iteration(s: MetamerSynthesis) -> None:
-            if s.iteration % self.settings.checkpoint_every == 0:
+            if s.synced and s.iteration - saved[0] >= self.settings.checkpoint_every:
                 s.save(self.checkpoint)
-            tracker.report(self.job, s, len(self.written))
+                saved[0] = s.iteration
+            tracker.report(self.job, s, 0)
 
+        def on_items_done(_: list[int]) -> None:
+            freed = self._write_finished(synthesis, tracker)
+            self._admit(synthesis, freed, stream, tracker)
+
+        on_items_done([])
         synthesis.synthesize(
-            stop_criterion=stop_criterion,
-            callback=after_iteration,
-            on_items_done=lambda _: self._write_finished(synthesis),
+            stop_criterion=stop_criterion, callback=after_iteration, on_items_done=on_items_done
         )
-        self._write_finished(synthesis)
-        tracker.done += len(self.chunk)
+        self._write_finished(synthesis, tracker)
+        self.work["evaluations"] += synthesis.evaluations
+        self.work["rows_evaluated"] += synthesis.rows_evaluated
+        self.work["slot_steps"] += synthesis.n_items * synthesis.iteration
         self.checkpoint.unlink(missing_ok=True)
-        return [
-            stored[i] if i in stored else read_result(f) for i, f in enumerate(self.item_folders)
-        ]
+        return self._ordered()
 
-    def _stored(self, i: int) -> MetamerResult | None:
-        """Item ``i``'s stored result if it is this item's (see the module docstring), else ``None``.
+    def _ordered(self) -> list[MetamerResult]:
+        # the stream must have been read to its end (the queue is empty)
+        return [self.results[s.id] for s in self.stimuli if s.id in self.results]
 
-        A damaged result is set aside and made again; a failed item of other
-        settings is made again; a finished metamer of another stimulus or
-        settings is refused.
-        """
-        folder = self.item_folders[i]
-        try:
-            record = read_record(folder)
-            if record is None:
-                return None
-            result = read_result(folder, record)
-        except DamagedResult as exc:
-            moved = set_aside(exc.path)
-            (folder / RECORD).unlink(missing_ok=True)
-            warnings.warn(f"{exc}: set aside as {moved.name}; making it again", stacklevel=4)
-            return None
-        differ = self._identity_difference(i, record, result)
-        if not differ:
-            return result
-        if result.status != "done":
-            (folder / RECORD).unlink()  # a failed attempt under other settings: try again
-            return None
-        raise ConfigError(
-            f"{folder} holds a finished metamer of {self.chunk[i].id!r} made with another "
-            f"{', '.join(differ)}; it is not reused or replaced: use another --out folder"
+    def _admit(
+        self,
+        synthesis: MetamerSynthesis,
+        freed: list[int],
+        stream: Iterator[_Item],
+        tracker: _Progress,
+    ) -> None:
+        """New items into the freed slots, in slot order."""
+        slots, items = [], []
+        for slot in freed:
+            item = self._next(stream, tracker)
+            if item is None:
+                break
+            slots.append(slot)
+            items.append(item)
+        if not items:
+            return
+        synthesis.admit(
+            slots,
+            [torch.stack([it.refs[m] for it in items]) for m in range(len(self.models))],
+            [it.stimulus.id for it in items],
+            [item_seed(self.seed, it.stimulus.id) for it in items],
+            init_source=self._init_source(synthesis.shape),
         )
+        for slot, item in zip(slots, items):
+            self.slots[slot] = item
+            self.written.discard(slot)
 
-    def _identity_difference(self, i: int, record: dict, result: MetamerResult) -> list[str]:
-        """What differs between item ``i``'s stored record and this batch's item (empty: none)."""
-        recorded = record.get("reference_digest")
-        if recorded is None:  # earlier versions: the stored reference itself
-            candidates = [refs[i] for refs in self.per_model]
-            same = any(
-                tuple(c.shape) == tuple(result.reference.shape)
-                and tensor_digest(c) == tensor_digest(result.reference)
-                for c in candidates
-            )
-        else:
-            same = recorded == self.digests[i]
-        differ = [] if same else ["stimulus (reference content digest)"]
-        if _record_settings_digest(record) != self.settings.digest():
-            differ.append("settings")
-        if record.get("base_seed", self.seed) != self.seed:
-            differ.append("seed")
-        fingerprints = record.get("model_fingerprints")
-        if fingerprints is not None and fingerprints != [m.fingerprint() for m in self.models]:
-            differ.append("model weights")
-        return differ
+    def _resume(self, stream: Iterator[_Item], tracker: _Progress) -> MetamerSynthesis | None:
+        """The checkpoint's batch with its items back in their slots, or ``None``."""
+        ids = _checkpoint_item_ids(self.checkpoint)
+        if ids is None:
+            return None
+        found: dict[str, _Item] = {}
+        while len(found) < len(ids):
+            item = next(stream, None)
+            if item is None:
+                break
+            if item.stimulus.id in ids:
+                found[item.stimulus.id] = item
+            elif item.stored is None:
+                self.waiting.append(item)
+            else:
+                self.results[item.stimulus.id] = item.stored
+                tracker.done += 1
+        slots = [found.get(i) for i in ids]
+        if any(item is None for item in slots):  # a stimulus of the batch is gone
+            self.checkpoint.unlink()
+            self.waiting.extendleft(reversed([it for it in found.values() if it.stored is None]))
+            self._collect_stored(found.values(), tracker)
+            return None
+        synthesis = self._build(slots)
+        if synthesis is None:
+            self.waiting.extendleft(reversed([it for it in slots if it.stored is None]))
+            self._collect_stored(slots, tracker)
+            return None
+        self.slots = slots
+        for i, item in enumerate(slots):
+            if item.stored is None:
+                continue
+            if synthesis.status_of(i) == "active":
+                synthesis.retire([i], reason="stored")
+            self.results[item.stimulus.id] = item.stored
+            self.written.add(i)
+            tracker.done += 1
+        return synthesis
 
-    def _build(self) -> MetamerSynthesis:
-        synthesis = self._fresh()
-        if not self.checkpoint.is_file():
-            return synthesis
+    def _collect_stored(self, items, tracker: _Progress) -> None:
+        for item in items:
+            if item.stored is not None:
+                self.results[item.stimulus.id] = item.stored
+                tracker.done += 1
+
+    def _build(self, slots: list[_Item]) -> MetamerSynthesis | None:
+        synthesis = self._synthesis(slots)
         try:
             synthesis.load(self.checkpoint)
         except (ConfigError, ModelError):
             self.checkpoint.unlink()  # stale: another synthesis's state; start afresh
-            return self._fresh()
+            return None
         except Exception as exc:  # truncated or garbled: safetensors raises its own types
             moved = set_aside(self.checkpoint)
             warnings.warn(
                 f"checkpoint {self.checkpoint} cannot be read ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); set aside as "
                 f"{moved.name}, its items restart",
-                stacklevel=3,
+                stacklevel=4,
             )
-            return self._fresh()
+            return None
         if synthesis.settings.digest() != self.settings.digest():
             self.checkpoint.unlink()  # made with other settings (a folder re-bound)
-            return self._fresh()
+            return None
         return synthesis
 
-    def _fresh(self) -> MetamerSynthesis:
-        synthesis = MetamerSynthesis(
+    def _synthesis(self, items: list[_Item]) -> MetamerSynthesis:
+        return MetamerSynthesis(
             self.models,
             self.job,
-            self.per_model,
+            [torch.stack([it.refs[m] for it in items]) for m in range(len(self.models))],
             settings=self.settings,
-            item_ids=[s.id for s in self.chunk],
+            item_ids=[it.stimulus.id for it in items],
+            sync_every=self.sync_every,
         )
-        source = self._init_source(synthesis.shape)
+
+    def _fresh(self, items: list[_Item]) -> MetamerSynthesis:
+        synthesis = self._synthesis(items)
         synthesis.setup(
-            item_seeds=[item_seed(self.seed, s.id) for s in self.chunk], init_source=source
+            item_seeds=[item_seed(self.seed, it.stimulus.id) for it in items],
+            init_source=self._init_source(synthesis.shape),
         )
+        self.slots = list(items)
         return synthesis
 
     def _init_source(self, shape: tuple[int, ...]) -> torch.Tensor | None:
@@ -586,22 +687,81 @@ class _BatchRunner:
         raw = load_image(self.settings.init_source)
         return fit_image(raw, shape)
 
-    def _write_finished(self, synthesis: MetamerSynthesis) -> None:
+    # ---------------------------------------------------------------- stored
+    def _stored(self, item: _Item) -> MetamerResult | None:
+        """The item's stored result if it is this item's (see the module docstring), else ``None``.
+
+        A damaged result is set aside and made again; a failed item of other
+        settings is made again; a finished metamer of another stimulus or
+        settings is refused.
+        """
+        folder = item.folder
+        try:
+            record = read_record(folder)
+            if record is None:
+                return None
+            result = read_result(folder, record)
+        except DamagedResult as exc:
+            moved = set_aside(exc.path)
+            (folder / RECORD).unlink(missing_ok=True)
+            warnings.warn(f"{exc}: set aside as {moved.name}; making it again", stacklevel=5)
+            return None
+        differ = self._identity_difference(item, record, result)
+        if not differ:
+            return result
+        if result.status != "done":
+            (folder / RECORD).unlink()  # a failed attempt under other settings: try again
+            return None
+        raise ConfigError(
+            f"{folder} holds a finished metamer of {item.stimulus.id!r} made with another "
+            f"{', '.join(differ)}; it is not reused or replaced: use another --out folder"
+        )
+
+    def _identity_difference(self, item: _Item, record: dict, result: MetamerResult) -> list[str]:
+        """What differs between an item's stored record and the item (empty: nothing)."""
+        recorded = record.get("reference_digest")
+        if recorded is None:  # earlier versions: the stored reference itself
+            same = any(
+                tuple(c.shape) == tuple(result.reference.shape)
+                and tensor_digest(c) == tensor_digest(result.reference)
+                for c in item.refs
+            )
+        else:
+            same = recorded == item.digest
+        differ = [] if same else ["stimulus (reference content digest)"]
+        if _record_settings_digest(record) != self.settings.digest():
+            differ.append("settings")
+        if record.get("base_seed", self.seed) != self.seed:
+            differ.append("seed")
+        fingerprints = record.get("model_fingerprints")
+        if fingerprints is not None and fingerprints != [m.fingerprint() for m in self.models]:
+            differ.append("model weights")
+        return differ
+
+    # ----------------------------------------------------------------- write
+    def _write_finished(self, synthesis: MetamerSynthesis, tracker: _Progress) -> list[int]:
+        """Write the stopped items not yet written; return their slots."""
+        freed = []
         for i in range(synthesis.n_items):
-            if i in self.written or int(synthesis.status[i]) == ACTIVE:
+            if i in self.written or synthesis.status_of(i) == "active":
                 continue
+            item = self.slots[i]
             write_metamer(
-                self.item_folders[i],
+                item.folder,
                 synthesis.metamers[i],
                 synthesis.references[i],
                 synthesis.losses(i),
-                self._record(synthesis, i),
+                self._record(synthesis, i, item),
                 sample_rate=int(self.models[0].info.get("sample_rate", DEFAULT_SAMPLE_RATE)),
             )
+            self.results[item.stimulus.id] = read_result(item.folder)
             self.written.add(i)
+            tracker.done += 1
+            freed.append(i)
+        return freed
 
-    def _record(self, synthesis: MetamerSynthesis, i: int) -> dict:
-        stimulus = self.chunk[i]
+    def _record(self, synthesis: MetamerSynthesis, i: int, item: _Item) -> dict:
+        stimulus = item.stimulus
         losses = synthesis.losses(i)
         return {
             "stimulus_id": stimulus.id,
@@ -613,7 +773,7 @@ class _BatchRunner:
                 "labels_file": self.stimuli.labels_file,
                 "set": self.stimuli.spec,
             },
-            "reference_digest": self.digests[i],
+            "reference_digest": item.digest,
             "models": [m.name for m in self.models],
             "model_fingerprints": [m.fingerprint() for m in self.models],
             "model_loads": [load_spec(m) for m in self.models],
@@ -637,6 +797,27 @@ class _BatchRunner:
                 "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             },
         }
+
+
+def _checkpoint_item_ids(path: Path) -> list[str] | None:
+    """The item ids (one per slot) of a job's checkpoint, or ``None`` (none, or unreadable)."""
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {})["synthesis"])
+        return [str(i) for i in meta["item_ids"]]
+    except Exception as exc:  # truncated or garbled: safetensors raises its own types
+        moved = set_aside(path)
+        warnings.warn(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); set aside as "
+            f"{moved.name}, its items restart",
+            stacklevel=5,
+        )
+        return None
 
 
 def _record_settings_digest(record: dict) -> str | None:

@@ -680,6 +680,10 @@ class MetamerSynthesis:
         }
         tensors |= {f"optimizer.{k}": v for k, v in self._optimizer.state.items()}
         tensors |= {f"schedule.{k}": v for k, v in self._schedule.state.items()}
+        # targets as computed (an admitted item's was computed alone, which a rebuilt
+        # batch would not reproduce to the bit)
+        for m, targets in enumerate(self._targets):
+            tensors |= {f"target.{m}.{layer}": t for layer, t in targets.items()}
         meta = self._identity() | {
             "settings": self.settings.model_dump(mode="json"),
             "seeds": self.seeds,
@@ -739,6 +743,11 @@ class MetamerSynthesis:
         self.histories = [row[:n] for row, n in zip(rows, lengths)]
         self._optimizer.state = _prefixed(tensors, "optimizer.")
         self._schedule.state = _prefixed(tensors, "schedule.")
+        for m, targets in enumerate(self._targets):
+            for layer in targets:
+                saved = tensors.get(f"target.{m}.{layer}")
+                if saved is not None and saved.shape == targets[layer].shape:
+                    targets[layer] = saved
         self.stop_reasons = meta["stop_reasons"]
         self.elapsed, self.iteration = meta["elapsed"], meta["iteration"]
         self._init_loop_state()
