@@ -102,3 +102,15 @@ def test_save_at_a_sync_and_resume_equals_uninterrupted(tmp_path):
     for i in range(4):
         np.testing.assert_array_equal(resumed.losses(i), whole.losses(i))
     torch.testing.assert_close(resumed.x, whole.x, atol=0, rtol=0)
+
+
+def test_compiled_loss_gives_the_same_results(tmp_path):
+    # the "eager" backend runs dynamo's tracing without code generation (fast on CPU);
+    # inductor and CUDA graphs are measured by bench/gpu.py on a GPU
+    model, refs = _tiny(), _refs()
+    settings = get_preset("fast", max_steps=6, init="noise")
+    eager = MetamerSynthesis(model, "relu2", refs, settings=settings).setup(seed=1).synthesize()
+    compiled = MetamerSynthesis(model, "relu2", refs, settings=settings, compile="eager")
+    compiled.setup(seed=1).synthesize()
+    torch.testing.assert_close(compiled.x, eager.x, atol=0, rtol=0)
+    np.testing.assert_array_equal(compiled.losses(0), eager.losses(0))

@@ -79,7 +79,22 @@ def generate_command(
         min=1,
         help="Null pairs for --stop-accepted (cached; the same default as `metamers validate`).",
     ),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    batch_size: int = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Metamers optimised together; a finished one's slot goes to the next at once "
+        "(default: 8 on the CPU, the largest that fits on CUDA, probed once and cached).",
+    ),
+    sync_every: int = typer.Option(
+        None,
+        "--sync-every",
+        min=1,
+        help="Steps between host syncs of the loop (default: 1 on the CPU, --check-every on CUDA).",
+    ),
+    compile_backend: str = typer.Option(
+        None, "--compile", help="torch.compile backend for the loss and gradient (inductor)."
+    ),
     seed: int = typer.Option(0, "--seed"),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N stimuli."),
     device: str = Device,
@@ -158,6 +173,8 @@ def generate_command(
             limit=limit,
             progress=report,
             stop_criterion=stop,
+            sync_every=sync_every,
+            compile=compile_backend,
         )
     elapsed = time.perf_counter() - started
     out.print(f"{len(results)} metamers in {out_dir} ({elapsed:.1f} s)")

@@ -123,6 +123,7 @@ def generate_metamers(
     progress: ProgressFn | None = None,
     stop_criterion: StopCriterion | None = None,
     sync_every: int | None = None,
+    compile: str | None = None,
 ) -> list[MetamerResult]:
     """Make (or resume) metamers of ``stimuli`` for each layer job.
 
@@ -167,6 +168,9 @@ def generate_metamers(
         Iterations between host syncs of the loop
         (:attr:`MetamerSynthesis.sync_every`; default: 1 on the CPU, the
         stop-check interval elsewhere).
+    compile
+        A ``torch.compile`` backend for the loss and gradient
+        (:class:`MetamerSynthesis` ``compile``); ``None``: eager.
 
     Returns
     -------
@@ -217,9 +221,8 @@ def generate_metamers(
         work = dict.fromkeys(("evaluations", "rows_evaluated", "slot_steps"), 0)
         for job in jobs:
             capacity = batch_size or device_batch_size(models, job, settings, len(stimuli))
-            runner = _JobRunner(
-                models, job, stimuli, out, settings, seed, name, capacity, sync_every
-            )
+            runner = _JobRunner(models, job, stimuli, out, settings, seed, name, capacity)
+            runner.engine_options = {"sync_every": sync_every, "compile": compile}
             for result in runner.run(tracker, stop_criterion):
                 (done if result.status == "done" else failed).append(result)
             skipped.update(s.id for s in stimuli if s.id not in runner.loaded)
@@ -491,11 +494,11 @@ class _JobRunner:
         seed: int,
         name: NameFn,
         capacity: int,
-        sync_every: int | None,
     ) -> None:
         self.models, self.job, self.stimuli = models, job, stimuli
         self.settings, self.seed, self.name = settings, seed, name
-        self.capacity, self.sync_every = capacity, sync_every
+        self.capacity = capacity
+        self.engine_options: dict = {}
         self.folder = job_folder(out, models, job, name)
         self.checkpoint = out / CHECKPOINTS / self.folder.relative_to(out) / QUEUE_CHECKPOINT
         self.loaded: set[str] = set()
@@ -667,7 +670,7 @@ class _JobRunner:
             [torch.stack([it.refs[m] for it in items]) for m in range(len(self.models))],
             settings=self.settings,
             item_ids=[it.stimulus.id for it in items],
-            sync_every=self.sync_every,
+            **self.engine_options,
         )
 
     def _fresh(self, items: list[_Item]) -> MetamerSynthesis:

@@ -97,6 +97,10 @@ class MetamerSynthesis:
     sync_every
         Iterations between host syncs of the loop (see :meth:`synthesize`);
         default :attr:`sync_every`.
+    compile
+        A ``torch.compile`` backend (``"inductor"``, ``"cudagraphs"``, ...) for
+        the loss and its gradient (dynamic batch shapes); ``None``: eager, as
+        always before. A measured option for GPUs (``bench/gpu.py``).
 
     Attributes
     ----------
@@ -115,10 +119,13 @@ class MetamerSynthesis:
         settings: SynthesisSettings | None = None,
         item_ids: Sequence[str] | None = None,
         sync_every: int | None = None,
+        compile: str | None = None,
     ) -> None:
         if sync_every is not None and sync_every < 1:
             raise ConfigError("sync_every must be at least 1")
         self._sync_every = sync_every
+        self.compile = compile
+        self._compiled_loss: Callable | None = None
         self.models = [models] if isinstance(models, PixelModel) else list(models)
         _check_models(self.models)
         self.layers = _layer_lists(self.models, layers)
@@ -412,7 +419,7 @@ class MetamerSynthesis:
         """
         x_rows = _at(self.x, idx)
         x_active = x_rows.detach().requires_grad_(True)
-        loss = self._loss(x_active, idx)
+        loss = self._loss_fn()(x_active, idx)
         (grad,) = torch.autograd.grad(loss.sum(), x_active)
         loss = loss.detach()
         ok = torch.isfinite(loss) & torch.isfinite(grad.flatten(1)).all(dim=1)
@@ -431,6 +438,13 @@ class MetamerSynthesis:
         self._schedule.observe(idx, loss, good)
         stop = self._stop_mask(idx, loss, steps, good, criterion)
         self._update(idx, x_rows, grad, good & ~stop)
+
+    def _loss_fn(self) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+        if self.compile is None:
+            return self._loss
+        if self._compiled_loss is None:
+            self._compiled_loss = torch.compile(self._loss, backend=self.compile, dynamic=True)
+        return self._compiled_loss
 
     def _loss(self, x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
         """Per-item loss of ``x``: items ``idx`` (``None``: all items, in order)."""
