@@ -344,7 +344,7 @@ def part_queue(model: PixelModel, args: argparse.Namespace) -> list[dict]:
     )
     capacity = args.queue_batch or max(args.batches)
     rows = []
-    for sync_every in sorted({1, settings.stop_check_every}):
+    for sync_every in args.sync_every:
         with tempfile.TemporaryDirectory() as out:
             synchronize(model.device)
             started = time.perf_counter()
@@ -458,6 +458,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queue-steps", type=int, help="max_steps of the queue part")
     parser.add_argument("--queue-target", type=float, default=0.1)
     parser.add_argument("--queue-batch", type=int, help="capacity (default: the largest batch)")
+    parser.add_argument("--sync-every", default="1,10,50", help="sync intervals of the queue part")
     parser.add_argument("--compile", help="also time the engine under this torch.compile backend")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--json", help="append the rows to this file")
@@ -470,6 +471,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.parts = [p for p in args.parts.split(",") if p]
     args.layers = [v for v in args.layers.split(",") if v]
     args.batches = [int(v) for v in args.batches.split(",") if v]
+    args.sync_every = [int(v) for v in args.sync_every.split(",") if v]
     unknown = set(args.parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}; choose from {PARTS}")

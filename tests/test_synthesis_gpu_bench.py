@@ -32,7 +32,7 @@ def test_gpu_bench_tiny_configuration_runs(tmp_path, capsys):
     [reach] = [r for r in lines if r["part"] == "reach" and r["method"] == "fast"]
     assert reach["method"] == "fast" and reach["n"] == 2
     queue = [r for r in lines if r["part"] == "queue"]
-    assert [r["sync_every"] for r in queue] == [1, 50]
+    assert [r["sync_every"] for r in queue] == [1, 10, 50]
     for row in queue:
         assert row["items"] == 4 and row["capacity"] == 2
         assert row["evaluations"] <= row["rows_evaluated"] <= row["slot_steps"]

@@ -90,7 +90,7 @@ def generate_command(
         None,
         "--sync-every",
         min=1,
-        help="Steps between host syncs of the loop (default: 1 on the CPU, --check-every on CUDA).",
+        help="Steps between host syncs of the loop (default: 1 on the CPU, 10 on CUDA).",
     ),
     compile_backend: str = typer.Option(
         None, "--compile", help="torch.compile backend for the loss and gradient (inductor)."

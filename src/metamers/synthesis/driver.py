@@ -166,8 +166,8 @@ def generate_metamers(
         :class:`metamers.validation.AcceptanceStop`), asked by every batch.
     sync_every
         Iterations between host syncs of the loop
-        (:attr:`MetamerSynthesis.sync_every`; default: 1 on the CPU, the
-        stop-check interval elsewhere).
+        (:attr:`MetamerSynthesis.sync_every`; default: 1 on the CPU, 10
+        elsewhere).
     compile
         A ``torch.compile`` backend for the loss and gradient
         (:class:`MetamerSynthesis` ``compile``); ``None``: eager.

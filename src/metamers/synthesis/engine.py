@@ -56,6 +56,8 @@ STATUS_NAMES = {ACTIVE: "active", DONE: "done", FAILED: "failed"}
 REASON_NAMES = [None, "max_steps", "threshold", "plateau", "criterion", "non-finite"]
 REASON_CODES = {name: code for code, name in enumerate(REASON_NAMES) if name}
 FORMAT_VERSION = 1
+DEVICE_SYNC_EVERY = 10
+"""Default iterations between host syncs of the loop off the CPU (see ``sync_every``)."""
 
 
 class StopCriterion(Protocol):
@@ -147,11 +149,12 @@ class MetamerSynthesis:
     @property
     def sync_every(self) -> int:
         """Iterations between host syncs: as given, else 1 on the CPU (a sync costs nothing
-        there, and items leave the batch the step they stop) and
-        ``settings.stop_check_every`` on other devices."""
+        there, and items leave the batch the step they stop) and :data:`DEVICE_SYNC_EVERY`
+        on other devices (a sync every few steps costs little; an item that stops on a loss
+        rule rides along frozen until the next one, which wastes a slot)."""
         if self._sync_every is not None:
             return self._sync_every
-        return 1 if self.device.type == "cpu" else self.settings.stop_check_every
+        return 1 if self.device.type == "cpu" else DEVICE_SYNC_EVERY
 
     # ------------------------------------------------------------------ setup
     def setup(
