@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from metamers.io import atomic_path, write_table
+from metamers.report.sounds import Sound
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -24,6 +25,8 @@ table { border-collapse: collapse; font-size: 0.85em; margin: 0.8em 0; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; display: block; margin: 0.8em 0; }
+.sounds { display: flex; flex-wrap: wrap; gap: 0.8em; }
+.sound { margin: 0; font-size: 0.8em; } .sound img { width: 300px; margin: 0.2em 0; }
 .note { color: #666; font-size: 0.9em; }
 """
 
@@ -40,6 +43,9 @@ class Section:
     links: dict[str, str] = field(default_factory=dict)
     """Table column → prefix: that column's values are relative paths, shown as links
     to ``prefix + value`` (e.g. ``{"folder": "../"}`` from ``STUDY/report``)."""
+    sounds: list[list[Sound]] = field(default_factory=list)
+    """Rows of sounds (e.g. a reference, then its metamers), each played by an
+    ``<audio>`` element with its WAV embedded and its cochleagram under it."""
 
 
 def figure_png(fig: Figure, *, dpi: int = 90) -> bytes:
@@ -90,6 +96,7 @@ def render_page(title: str, sections: list[Section], *, subtitle: str = "") -> s
                 parts.append(
                     table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
                 )
+        parts += [_sound_row(row) for row in section.sounds]
         for fig in section.figures:
             encoded = base64.b64encode(figure_png(fig)).decode()
             parts.append(
@@ -99,6 +106,26 @@ def render_page(title: str, sections: list[Section], *, subtitle: str = "") -> s
             parts.append(f'<p class="note">{html.escape(note)}</p>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _sound_row(row: list[Sound]) -> str:
+    """A row of ``<figure>``s, each a caption, an ``<audio>`` player and a picture."""
+    cells = []
+    for item in row:
+        audio = base64.b64encode(item.wav).decode()
+        cell = [
+            f'<figure class="sound"><figcaption>{html.escape(item.caption)}</figcaption>',
+            f'<audio controls preload="auto" data-seconds="{item.seconds:.3f}" '
+            f'src="data:audio/wav;base64,{audio}"></audio>',
+        ]
+        if item.picture is not None:
+            picture = base64.b64encode(figure_png(item.picture)).decode()
+            cell.append(
+                f'<img alt="cochleagram: {html.escape(item.caption)}" '
+                f'src="data:image/png;base64,{picture}">'
+            )
+        cells.append("".join(cell) + "</figure>")
+    return '<div class="sounds">' + "".join(cells) + "</div>"
 
 
 def _linked_table(table: pd.DataFrame, links: dict[str, str]) -> str:

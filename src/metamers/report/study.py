@@ -26,6 +26,8 @@ from matplotlib.figure import Figure
 
 from metamers.report import figures
 from metamers.report.page import Section, write_page, write_tables
+from metamers.report.sounds import sound_rows
+from metamers.stimuli.sounds import DEFAULT_SAMPLE_RATE
 from metamers.studies.store import StudyStore, TaskRecord
 
 SectionBuilder = Callable[[StudyStore, list[TaskRecord], dict[str, pd.DataFrame]], list[Section]]
@@ -232,7 +234,11 @@ def _metamers_section(
                 "loss": [float(r.losses[-1]) if len(r.losses) else np.nan for r in mine],
             }
         )
-        section.figures.append(figures.metamer_grid(references, frame, title=generator))
+        if mine[0].reference.ndim == 1:  # waveforms: players and cochleagrams
+            rate = int(mine[0].settings.get("sample_rate", DEFAULT_SAMPLE_RATE))
+            section.sounds += sound_rows(references, frame, generator, rate)
+        else:
+            section.figures.append(figures.metamer_grid(references, frame, title=generator))
         for r in mine:
             steps = np.arange(1, len(r.losses) + 1)
             keep = _thin(len(steps))
@@ -281,6 +287,8 @@ def _image_quality_section(
 
     rows, skipped = [], []
     for r in results:
+        if r.reference.ndim == 1:  # waveforms: no image metrics
+            continue
         try:
             metrics = image_quality(r.metamer, r.reference)
         except MetamersError as exc:
