@@ -58,6 +58,7 @@ def test_audio_metamers_match_the_reference_and_are_judged(study_dir):
     acceptance = pd.read_csv(tables / "acceptance.csv")
     assert set(acceptance["stimulus_id"]) == set(metamers["stimulus_id"])
     assert acceptance["null_stimuli"].min() >= 2  # nulls of different speech-in-noise clips
+    assert acceptance["accepted"].all()  # same word, and every metric above the null's maximum
 
 
 def test_the_report_embeds_a_player_and_a_cochleagram_per_sound(study_dir):
