@@ -8,7 +8,8 @@ Parts (``--parts``, default all but ``study``):
   the bare truncated forward+backward at the same batch; the engine/bare
   ratio and image-steps/s against the published loop.
 - ``reach``: wall time until all N references reach ``loss <= --target`` at
-  each layer: our ``fast`` preset (one batch, per-item stop) vs plenoptic's
+  each layer: our ``fast`` preset (one batch, per-item stop; on CUDA also
+  under bf16 autocast, with the fp32 loss of its results) vs plenoptic's
   ``Metamer`` run batched (all N images in one object, its defaults; skipped
   when plenoptic is not importable), and how many had reached it by the time
   the first of the two finished. Target checks are excluded from the time.
@@ -208,9 +209,14 @@ def part_step(model: PixelModel, refs: torch.Tensor, args: argparse.Namespace) -
 
 # -------------------------------------------------------------------------- reach
 def reach_ours(
-    model: PixelModel, layer: str, refs: torch.Tensor, ids: list[str], args: argparse.Namespace
+    model: PixelModel,
+    layer: str,
+    refs: torch.Tensor,
+    ids: list[str],
+    args: argparse.Namespace,
+    amp: bool = False,
 ) -> dict:
-    settings = get_preset("fast", loss_threshold=args.target, max_steps=args.budget_steps)
+    settings = get_preset("fast", loss_threshold=args.target, max_steps=args.budget_steps, amp=amp)
     synthesis = MetamerSynthesis(model, layer, refs, settings=settings, item_ids=ids)
     synthesis.setup(item_seeds=[item_seed(0, i) for i in ids])
     reached_at: dict[int, float] = {}
@@ -232,7 +238,14 @@ def reach_ours(
         pass
     synchronize(model.device)
     steps = [len(synthesis.losses(i)) - 1 for i in range(len(ids))]
-    return _reach_row("fast", layer, reached_at, len(ids), time.perf_counter() - started, steps)
+    method = "fast-bf16" if amp else "fast"
+    row = _reach_row(method, layer, reached_at, len(ids), time.perf_counter() - started, steps)
+    # quality: the fp32 loss of what was reached (bf16 runs compute losses from bf16 activations)
+    with torch.inference_mode():
+        target = model.activations(refs, [layer])[layer]
+        final = normalized_l2(model.activations(synthesis.metamers, [layer])[layer], target)
+    row["final_loss_fp32_median"] = float(final.median())
+    return row
 
 
 def reach_plenoptic(
@@ -309,6 +322,8 @@ def part_reach(model, refs, ids, args) -> list[dict]:
     for layer in args.layers:
         ours = reach_ours(model, layer, refs, ids, args)
         rows.append(ours)
+        if model.device.type == "cuda":
+            rows.append(reach_ours(model, layer, refs, ids, args, amp=True))
         theirs = reach_plenoptic(model, layer, refs, ids, args)
         if theirs is None:
             print("  plenoptic not importable: its rows are skipped", file=sys.stderr)
