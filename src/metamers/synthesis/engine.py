@@ -628,14 +628,17 @@ class MetamerSynthesis:
         return np.asarray(self.histories[i], dtype=np.float64)
 
     def status_of(self, i: int) -> str:
-        """``active``, ``done`` or ``failed``.
+        """``active``, ``done`` or ``failed``, as of the last host sync (no device read).
+
+        Between syncs (inside :meth:`synthesize`'s callback when :attr:`synced` is
+        false) an item that has just stopped still reads ``active``.
 
         Parameters
         ----------
         i
             The item's position in the batch.
         """
-        return STATUS_NAMES[int(self.status[i])]
+        return STATUS_NAMES[self._host_status[i]]
 
     def targets(self, i: int) -> dict[str, dict[str, torch.Tensor]]:
         """Target activations of item ``i``: ``{model name: {layer: tensor}}``.
