@@ -1,9 +1,11 @@
 """Generating metamers for a stimulus set into an output folder, resumably.
 
 :func:`generate_metamers` is what ``metamers generate`` and the studies call.
-It makes one metamer per (layer job, stimulus), in batches, writes
-each as soon as it finishes, checkpoints unfinished batches, and on a re-run
-skips finished metamers and resumes unfinished ones from their checkpoint.
+It makes one metamer per (layer job, stimulus) by continuous batching (a queue
+of items feeds a batch of fixed capacity; a finished item's slot goes to the
+next item at once), writes each as soon as it finishes, checkpoints each
+job's batch, and on a re-run skips finished metamers and resumes unfinished
+ones from their checkpoint.
 
 An output folder is tied to one set of synthesis settings, seed and model
 weights (``OUT/run.json``) once it holds a finished metamer; running other

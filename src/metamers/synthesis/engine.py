@@ -6,7 +6,14 @@ validated; targets computed once) → :meth:`~MetamerSynthesis.setup` →
 :meth:`~MetamerSynthesis.save` / :meth:`~MetamerSynthesis.load` — but
 optimises many items at once. Every item has its own loss, step count, step
 size, optimiser state and stopping; finished items leave the active batch, so
-they stop costing compute and never hold the others back.
+they stop costing compute and never hold the others back, and new items can
+take their slots (:meth:`~MetamerSynthesis.admit`, continuous batching).
+
+The loop is tensor operations on the device between host *syncs* (every
+``sync_every`` iterations, and whenever an item reaches ``max_steps`` or is
+due a stop-criterion check): losses and histories, stops, restarts and the
+schedule are updated under masks and read back only at a sync (see
+:meth:`~MetamerSynthesis.synthesize` and docs/synthesis.md).
 
 Per-item stop criterion (the plug-in point for acceptance tests)
 ----------------------------------------------------------------
