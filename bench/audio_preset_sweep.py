@@ -28,6 +28,7 @@ CANDIDATES = {
     "adam1e-3-cos": {"lr": 1e-3},
     "adam3e-3-cos": {"lr": 3e-3},
     "adam1e-2-cos": {"lr": 1e-2},
+    "fast (adam3e-2-cos)": {},
     "published-normgrad1.0-halving": {
         "optimizer": "normalized_gradient",
         "lr": 1.0,

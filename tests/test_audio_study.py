@@ -61,6 +61,28 @@ def test_audio_metamers_match_the_reference_and_are_judged(study_dir):
     assert acceptance["accepted"].all()  # same word, and every metric above the null's maximum
 
 
+def test_the_report_measures_intelligibility(study_dir):
+    quality = pd.read_csv(study_dir / "report" / "tables" / "sound_quality.csv")
+    assert len(quality) == 2 and quality["stoi"].dropna().between(-1, 1).all()
+    assert (quality["reference_rms"] - 0.04).abs().max() < 1e-3
+
+
+def test_stoi_is_one_for_the_reference_and_lower_in_noise():
+    import numpy as np
+
+    from metamers.evaluation.sound_quality import sound_quality
+    from metamers.stimuli import resolve_stimuli
+
+    words = resolve_stimuli("bundled:words", limit=1)
+    clean = words.load(words[0], (40_000,)).numpy()
+    noise = np.random.default_rng(0).standard_normal(clean.shape)
+    scores = [
+        sound_quality(clean + level * noise, clean, 20_000)["stoi"] for level in (0, 0.1, 0.4)
+    ]
+    assert scores[0] == pytest.approx(1.0)
+    assert scores[0] > scores[1] > scores[2] and scores[2] < 0.7
+
+
 def test_the_report_embeds_a_player_and_a_cochleagram_per_sound(study_dir):
     page = (study_dir / "report" / "index.html").read_text()
     assert page.count("<audio") == 4  # two references and their two metamers

@@ -272,7 +272,42 @@ def _metamers_section(
         Section("Loss curves", figures=[figures.loss_curves(positive)]) if len(positive) else None
     )
     quality = _image_quality_section(results, accepted, tables)
+    quality += _sound_quality_section(results, accepted, tables)
     return [section, *quality, *([curves] if curves else [])]
+
+
+def _sound_quality_section(
+    results: list, accepted: dict, tables: dict[str, pd.DataFrame]
+) -> list[Section]:
+    """STOI, RMS and peak of each audio metamer against its reference."""
+    from metamers.evaluation.sound_quality import sound_quality
+
+    rows = [
+        {
+            "generator": r.generator,
+            "layer": r.layer,
+            "stimulus_id": r.stimulus_id,
+            "accepted": accepted.get((r.generator, r.layer, r.stimulus_id)),
+            **sound_quality(
+                r.metamer, r.reference, int(r.settings.get("sample_rate", DEFAULT_SAMPLE_RATE))
+            ),
+        }
+        for r in results
+        if r.reference.ndim == 1
+    ]
+    if not rows:
+        return []
+    tables["sound_quality"] = pd.DataFrame(rows)
+    return [
+        Section(
+            "Sound quality",
+            text="Each audio metamer against its reference: STOI (short-time objective "
+            "intelligibility, 1 = as intelligible to people as the reference, about 0.4 and "
+            "below = poorly; no model involved) and the level of both (synthesis does not "
+            "constrain a metamer's loudness). tables/sound_quality.csv holds them.",
+            tables=[tables["sound_quality"]],
+        )
+    ]
 
 
 QUALITY_COLUMNS = ["ssim", "ms_ssim", "pixel_r", "spectral_slope_difference"]

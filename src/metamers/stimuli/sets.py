@@ -267,6 +267,15 @@ class StimulusSet(Sequence[Stimulus]):
         return self.batches(model.input_shape, batch_size, sample_rate=self._rate_for(model))
 
     def _rate_for(self, model: Any) -> int | None:
+        """The model's sample rate for sounds; a set of the wrong modality is refused."""
+        takes = "audio" if len(model.input_shape) == 1 else "image"
+        if takes != self.modality:
+            kinds = {"audio": "sounds", "image": "images"}
+            name = getattr(model, "name", "the model")
+            raise StimulusError(
+                f"{self.spec} holds {kinds[self.modality]}, but {name} takes {kinds[takes]} "
+                f"(input shape {tuple(model.input_shape)})"
+            )
         return model_sample_rate(model) if self.modality == "audio" else None
 
     def batches(
