@@ -327,15 +327,18 @@ def ridge_himalaya(
     y = y[:, None] if y.ndim == 1 else y
     y_mean = y.mean(0)
     folds = KFold(n_splits=n_folds)
+    batches = {"n_targets_batch": 4096, "n_alphas_batch": 10}  # bounded memory
     x_fit = np.asarray(x_train, dtype=np.float64) - x_mean
     x_new = np.asarray(x_test, dtype=np.float64) - x_mean
     if len(x_fit) < x_fit.reshape(len(x_fit), -1).shape[1]:
         # the dual, on precomputed linear kernels: no (features x targets) weights are formed
-        model = KernelRidgeCV(alphas=grid, kernel="precomputed", cv=folds, fit_intercept=False)
+        model = KernelRidgeCV(
+            alphas=grid, kernel="precomputed", cv=folds, fit_intercept=False, solver_params=batches
+        )
         model.fit(x_fit @ x_fit.T, y - y_mean)
         predictions = backend.to_numpy(model.predict(x_new @ x_fit.T))
     else:
-        model = RidgeCV(alphas=grid, cv=folds, fit_intercept=False)
+        model = RidgeCV(alphas=grid, cv=folds, fit_intercept=False, solver_params=batches)
         model.fit(x_fit, y - y_mean)
         predictions = backend.to_numpy(model.predict(x_new))
     best = np.asarray(backend.to_numpy(model.best_alphas_), dtype=np.float64)
