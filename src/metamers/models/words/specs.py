@@ -36,19 +36,27 @@ class WordSpec:
         adversarial fine-tuning passes over ``robust_examples`` clips).
     clean_fraction
         Share of training examples presented without noise (the rest in noise).
+    freq_shift, time_shift, freq_mask, time_mask
+        Largest cochleagram shift (channels, frames) and mask width of the
+        augmentation (see ``training.augment_cochleagrams``).
     robust_examples
-        Training clips (in noise) of each adversarial fine-tuning pass.
+        Training clips of each adversarial fine-tuning pass (half of each batch
+        attacked; clean or in noise as in standard training).
     """
 
     name: str
     arch: str
     seed: int
     robust: bool = False
-    epochs: int = 14
+    epochs: int = 24
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 1e-4
     clean_fraction: float = 0.25
+    freq_shift: int = 3
+    time_shift: int = 15
+    freq_mask: int = 6
+    time_mask: int = 20
     robust_examples: int = 0
 
     @property
@@ -79,7 +87,7 @@ def _make_specs() -> dict[str, WordSpec]:
             specs[name] = WordSpec(name=name, arch=arch, seed=seed)
         name = f"word_{arch}_robust_s0"
         specs[name] = WordSpec(
-            name=name, arch=arch, seed=0, robust=True, epochs=1, lr=5e-4, robust_examples=768
+            name=name, arch=arch, seed=0, robust=True, epochs=1, lr=1e-4, robust_examples=1024
         )
     return specs
 

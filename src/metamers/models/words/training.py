@@ -145,12 +145,12 @@ def cached_features(
         ]
         noisy.append(_cochleagrams(mixed))
     features["train_noisy"] = torch.stack(noisy)
-    features["train_targets"] = torch.as_tensor(train["target"].to_numpy(), dtype=torch.long)
+    features["train_targets"] = torch.tensor(train["target"].tolist(), dtype=torch.long)
     for kind in ("clean", "noisy"):
         rows = corpus.rows("test", kind)
         say(f"cochleagrams of {len(rows)} {kind} test clips")
         features[f"test_{kind}"] = _cochleagrams([corpus.read(f) for f in rows["file"]])
-    features["test_targets"] = torch.as_tensor(rows["target"].to_numpy(), dtype=torch.long)
+    features["test_targets"] = torch.tensor(rows["target"].tolist(), dtype=torch.long)
     from metamers.io import atomic_path
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +171,7 @@ def held_out_waveforms(corpus: WordCorpus, n: int) -> tuple[torch.Tensor, torch.
     """
     rows = corpus.rows("test", "clean").head(n)
     waves = torch.as_tensor(np.stack([corpus.read(f) for f in rows["file"]]), dtype=torch.float32)
-    return waves, torch.as_tensor(rows["target"].to_numpy(), dtype=torch.long)
+    return waves, torch.tensor(rows["target"].tolist(), dtype=torch.long)
 
 
 def _body(net: nn.Sequential) -> nn.Sequential:
@@ -240,14 +240,65 @@ def _schedule(model: nn.Module, spec: WordSpec, steps: int):
     return optimizer, schedule
 
 
-def _step(model, optimizer, schedule, x: torch.Tensor, y: torch.Tensor) -> float:
+def _step(
+    model, optimizer, schedule, x: torch.Tensor, y: torch.Tensor, frozen_norms: bool = False
+) -> float:
     model.train()
+    if frozen_norms:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
     loss = nn.functional.cross_entropy(model(x), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     schedule.step()
     return loss.detach().item()
+
+
+def augment_cochleagrams(
+    x: torch.Tensor, spec: WordSpec, generator: torch.Generator
+) -> torch.Tensor:
+    """Shift each cochleagram in frequency and time and mask one band and one stretch.
+
+    A shift of a few channels on the ERB axis mimics another speaker's vocal tract
+    (formants move by a constant factor, i.e. a constant ERB offset at high
+    frequencies); the time shift moves the word off the exact centre; the masks
+    are SpecAugment's (Park et al. 2019). Edges are filled with the input's floor.
+
+    Parameters
+    ----------
+    x
+        ``(N, 1, F, T)`` cochleagrams.
+    spec
+        ``freq_shift``, ``time_shift``, ``freq_mask``, ``time_mask`` (maximum sizes).
+    generator
+        The random source.
+    """
+    n, _, channels, frames = x.shape
+    floor = x.amin(dim=(1, 2, 3), keepdim=True)
+    df = torch.randint(-spec.freq_shift, spec.freq_shift + 1, (n,), generator=generator)
+    dt = torch.randint(-spec.time_shift, spec.time_shift + 1, (n,), generator=generator)
+    f_index = torch.arange(channels)[None, :] - df[:, None]
+    t_index = torch.arange(frames)[None, :] - dt[:, None]
+    f_ok = (f_index >= 0) & (f_index < channels)
+    t_ok = (t_index >= 0) & (t_index < frames)
+    rows = f_index.clamp(0, channels - 1)[:, None, :, None].expand(n, 1, channels, frames)
+    out = torch.gather(x, 2, rows)
+    cols = t_index.clamp(0, frames - 1)[:, None, None, :].expand(n, 1, channels, frames)
+    out = torch.gather(out, 3, cols)
+    keep = f_ok[:, None, :, None] & t_ok[:, None, None, :]
+    keep = keep & ~_band(n, channels, spec.freq_mask, generator)[:, None, :, None]
+    keep = keep & ~_band(n, frames, spec.time_mask, generator)[:, None, None, :]
+    return torch.where(keep, out, floor)
+
+
+def _band(n: int, size: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """One random stretch of up to ``width`` positions per item, as a boolean mask."""
+    widths = torch.randint(0, width + 1, (n,), generator=generator)
+    starts = (torch.rand(n, generator=generator) * (size - widths + 1)).long()
+    index = torch.arange(size)[None, :]
+    return (index >= starts[:, None]) & (index < (starts + widths)[:, None])
 
 
 def _fit(
@@ -274,6 +325,7 @@ def _fit(
             x = torch.where(
                 use_clean[batch, None, None, None], clean[batch], noisy[version[batch], batch]
             ).float()
+            x = augment_cochleagrams(x, spec, generator)
             total += _step(body, optimizer, schedule, x, targets[batch]) * len(batch)
         mean_loss = total / n
         if progress is not None:
@@ -288,24 +340,40 @@ def _fit_adversarial(
     generator: torch.Generator,
     progress: Callable[[int, float], None] | None,
 ) -> float:
+    """Adversarial fine-tuning: half of each batch PGD-attacked waveforms, half unattacked.
+
+    Each clip is clean with probability ``clean_fraction``, else in noise drawn by
+    the corpus recipe. Batch-norm statistics stay those of the standard model
+    (its layers in eval mode), so a short fine-tuning cannot shift them.
+    """
     rows = corpus.rows("train", "clean")
+    targets = rows["target"].to_numpy()
     steps = spec.epochs * math.ceil(spec.robust_examples / spec.batch_size)
     optimizer, schedule = _schedule(net, spec, steps)
     mean_loss = float("nan")
     for epoch in range(spec.epochs):
         picks = torch.randperm(len(rows), generator=generator)[: spec.robust_examples].tolist()
         total = 0.0
-        for batch in [
-            picks[i : i + spec.batch_size] for i in range(0, len(picks), spec.batch_size)
-        ]:
-            rng = np.random.default_rng([spec.seed, 13, epoch, batch[0]])
-            waves = [corpus.random_mixture(corpus.read(rows["file"][i]), rng)[0] for i in batch]
-            x = torch.as_tensor(np.stack(waves), dtype=torch.float32)
-            y = torch.as_tensor(rows["target"].to_numpy()[batch], dtype=torch.long)
+        for start in range(0, len(picks), spec.batch_size):
+            batch = picks[start : start + spec.batch_size]
+            rng = np.random.default_rng([spec.seed, 13, epoch, start])
+            x = torch.as_tensor(np.stack([_example(corpus, rows, i, spec, rng) for i in batch]))
+            y = torch.as_tensor(targets[batch], dtype=torch.long)
+            half = len(batch) // 2
             net.eval()
-            x = pgd_attack(net, x, y, TRAIN_ATTACK, generator=generator, input_range=(-1.0, 1.0))
-            total += _step(net, optimizer, schedule, x, y) * len(batch)
+            attacked = pgd_attack(
+                net, x[:half], y[:half], TRAIN_ATTACK, generator=generator, input_range=(-1, 1)
+            )
+            x = torch.cat([attacked, x[half:]])
+            total += _step(net, optimizer, schedule, x, y, frozen_norms=True) * len(batch)
         mean_loss = total / len(picks)
         if progress is not None:
             progress(epoch + 1, mean_loss)
     return mean_loss
+
+
+def _example(corpus: WordCorpus, rows, i: int, spec: WordSpec, rng) -> np.ndarray:
+    clean = corpus.read(rows["file"][i])
+    if rng.random() < spec.clean_fraction:
+        return clean.astype(np.float32)
+    return corpus.random_mixture(clean, rng)[0].astype(np.float32)
