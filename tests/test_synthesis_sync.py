@@ -104,13 +104,22 @@ def test_save_at_a_sync_and_resume_equals_uninterrupted(tmp_path):
     torch.testing.assert_close(resumed.x, whole.x, atol=0, rtol=0)
 
 
-def test_compiled_loss_gives_the_same_results(tmp_path):
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_compiled_step_gives_the_same_results(optimizer):
     # the "eager" backend runs dynamo's tracing without code generation (fast on CPU);
-    # inductor and CUDA graphs are measured by bench/gpu.py on a GPU
+    # inductor and CUDA graphs are measured by bench/gpu.py on a GPU. Traced Python
+    # scalars may round differently: equal to float tolerance.
     model, refs = _tiny(), _refs()
-    settings = get_preset("fast", max_steps=6, init="noise")
-    eager = MetamerSynthesis(model, "relu2", refs, settings=settings).setup(seed=1).synthesize()
-    compiled = MetamerSynthesis(model, "relu2", refs, settings=settings, compile="eager")
+    settings = get_preset(
+        "fast", max_steps=8, init="noise", optimizer=optimizer, loss_threshold=0.6
+    )
+    eager = MetamerSynthesis(model, "relu2", refs, settings=settings, sync_every=4)
+    eager.setup(seed=1).synthesize()
+    compiled = MetamerSynthesis(
+        model, "relu2", refs, settings=settings, sync_every=4, compile="eager"
+    )
     compiled.setup(seed=1).synthesize()
-    torch.testing.assert_close(compiled.x, eager.x, atol=0, rtol=0)
-    np.testing.assert_array_equal(compiled.losses(0), eager.losses(0))
+    assert compiled.stop_reasons == eager.stop_reasons
+    assert compiled.steps.tolist() == eager.steps.tolist()
+    torch.testing.assert_close(compiled.x, eager.x, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(compiled.losses(0), eager.losses(0), rtol=1e-5)

@@ -553,8 +553,13 @@ class _JobRunner:
             tracker.report(self.job, s, 0)
 
         def on_items_done(_: list[int]) -> None:
-            freed = self._write_finished(synthesis, tracker)
-            self._admit(synthesis, freed, stream, tracker)
+            self._write_finished(synthesis, tracker)
+            vacant = [
+                i
+                for i in range(synthesis.n_items)
+                if i in self.written and synthesis.status_of(i) != "active"
+            ]
+            self._admit(synthesis, vacant, stream, tracker)
 
         on_items_done([])
         synthesis.synthesize(
@@ -574,13 +579,13 @@ class _JobRunner:
     def _admit(
         self,
         synthesis: MetamerSynthesis,
-        freed: list[int],
+        vacant: list[int],
         stream: Iterator[_Item],
         tracker: _Progress,
     ) -> None:
-        """New items into the freed slots, in slot order."""
+        """New items into the vacant slots (stopped and written), in slot order."""
         slots, items = [], []
-        for slot in freed:
+        for slot in vacant:
             item = self._next(stream, tracker)
             if item is None:
                 break
@@ -744,9 +749,8 @@ class _JobRunner:
         return differ
 
     # ----------------------------------------------------------------- write
-    def _write_finished(self, synthesis: MetamerSynthesis, tracker: _Progress) -> list[int]:
-        """Write the stopped items not yet written; return their slots."""
-        freed = []
+    def _write_finished(self, synthesis: MetamerSynthesis, tracker: _Progress) -> None:
+        """Write the stopped items not yet written."""
         for i in range(synthesis.n_items):
             if i in self.written or synthesis.status_of(i) == "active":
                 continue
@@ -762,8 +766,6 @@ class _JobRunner:
             self.results[item.stimulus.id] = read_result(item.folder)
             self.written.add(i)
             tracker.done += 1
-            freed.append(i)
-        return freed
 
     def _record(self, synthesis: MetamerSynthesis, i: int, item: _Item) -> dict:
         stimulus = item.stimulus

@@ -108,8 +108,9 @@ class MetamerSynthesis:
         default :attr:`sync_every`.
     compile
         A ``torch.compile`` backend (``"inductor"``, ``"cudagraphs"``, ...) for
-        the loss and its gradient (dynamic batch shapes); ``None``: eager, as
-        always before. A measured option for GPUs (``bench/gpu.py``).
+        the loss (and so its gradient) and for the step's bookkeeping and
+        update (fused into a few kernels; dynamic batch shapes); ``None``:
+        eager, as always before. A measured option for GPUs (``bench/gpu.py``).
 
     Attributes
     ----------
@@ -134,7 +135,7 @@ class MetamerSynthesis:
             raise ConfigError("sync_every must be at least 1")
         self._sync_every = sync_every
         self.compile = compile
-        self._compiled_loss: Callable | None = None
+        self._compiled_fns: dict[str, Callable] = {}
         self.models = [models] if isinstance(models, PixelModel) else list(models)
         _check_models(self.models)
         self.layers = _layer_lists(self.models, layers)
@@ -427,20 +428,31 @@ class MetamerSynthesis:
         Items among them that stopped since the last sync ride along frozen.
         Only ``criterion`` (asked at a sync) reads device values on the host.
         """
-        x_rows = _at(self.x, idx)
-        x_active = x_rows.detach().requires_grad_(True)
-        loss = self._loss_fn()(x_active, idx)
+        x_active = _at(self.x, idx).detach().requires_grad_(True)
+        loss = self._compiled("_loss")(x_active, idx)
         (grad,) = torch.autograd.grad(loss.sum(), x_active)
-        loss = loss.detach()
+        self.rows_evaluated += rows
+        advance = self._advance if criterion is not None else self._compiled("_advance")
+        self._pending.append(advance(idx, loss.detach(), grad, criterion))
+
+    def _advance(
+        self,
+        idx: torch.Tensor | None,
+        loss: torch.Tensor,
+        grad: torch.Tensor,
+        criterion: StopCriterion | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Everything after the gradient: restarts, bookkeeping, stops, the update.
+
+        Returns the history entry ``(loss, steps, good)`` of this step.
+        """
         ok = torch.isfinite(loss) & torch.isfinite(grad.flatten(1)).all(dim=1)
         active = _at(self.status, idx) == ACTIVE
         good, bad = active & ok, active & ~ok
-        self.rows_evaluated += rows
         self._evaluations += active.sum()
         self._restart(idx, bad)
         x_rows = _at(self.x, idx)  # restarted items are back at their last good stimulus
         steps = _at(self.steps, idx).clone()
-        self._pending.append((loss, steps, good))
         _put(self._hist_len, idx, torch.where(good, steps + 1, _at(self._hist_len, idx)))
         _put(self.x_good, idx, torch.where(_per_item(good, x_rows), x_rows, _at(self.x_good, idx)))
         _put(self.good_steps, idx, torch.where(good, steps, _at(self.good_steps, idx)))
@@ -448,13 +460,16 @@ class MetamerSynthesis:
         self._schedule.observe(idx, loss, good)
         stop = self._stop_mask(idx, loss, steps, good, criterion)
         self._update(idx, x_rows, grad, good & ~stop)
+        return loss, steps, good
 
-    def _loss_fn(self) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    def _compiled(self, name: str) -> Callable:
+        """Method ``name``, through ``torch.compile`` when :attr:`compile` names a backend."""
         if self.compile is None:
-            return self._loss
-        if self._compiled_loss is None:
-            self._compiled_loss = torch.compile(self._loss, backend=self.compile, dynamic=True)
-        return self._compiled_loss
+            return getattr(self, name)
+        if name not in self._compiled_fns:
+            method = getattr(self, name)
+            self._compiled_fns[name] = torch.compile(method, backend=self.compile, dynamic=True)
+        return self._compiled_fns[name]
 
     def _loss(self, x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
         """Per-item loss of ``x``: items ``idx`` (``None``: all items, in order)."""
