@@ -171,8 +171,8 @@ def generate_metamers(
         (:attr:`MetamerSynthesis.sync_every`; default: 1 on the CPU, 10
         elsewhere).
     compile
-        A ``torch.compile`` backend for the loss and gradient
-        (:class:`MetamerSynthesis` ``compile``); ``None``: eager.
+        A ``torch.compile`` backend for each step (:class:`MetamerSynthesis`
+        ``compile``); ``None``: eager.
 
     Returns
     -------
