@@ -18,7 +18,8 @@ Parts (``--parts``, default all but ``study``):
   against what fixed batches would take (each batch as long as its slowest
   item), per sync interval.
 - ``study``: the wall time of a whole study (``metamers run``: N photos x the
-  layers x ``fast``, nulls, evaluation, report).
+  layers x ``fast``, nulls, evaluation, report; one generate task per layer
+  with every photo, so its queue keeps the batch full).
 
 On CUDA the defaults are the issue's: EfficientNet-Lite0, the 18 bundled
 photos, ``blocks.1,blocks.3,blocks.5``, batches 1, 4, 16, 64, 256. Without
@@ -412,6 +413,7 @@ models:
 stimuli:
   spec: {stimuli}
   limit: {n}
+  chunk: {n}
 synthesis:
   preset: fast
 null:
