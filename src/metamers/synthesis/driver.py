@@ -569,7 +569,8 @@ class _JobRunner:
         self.work["evaluations"] += synthesis.evaluations
         self.work["rows_evaluated"] += synthesis.rows_evaluated
         self.work["slot_steps"] += synthesis.n_items * synthesis.iteration
-        self.checkpoint.unlink(missing_ok=True)
+        for done in self.checkpoint.parent.glob("*.safetensors"):
+            done.unlink()  # this job's queue, and per-batch states of earlier versions
         return self._ordered()
 
     def _ordered(self) -> list[MetamerResult]:
