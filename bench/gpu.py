@@ -151,7 +151,13 @@ def bare_step(model: PixelModel, layer: str, refs: torch.Tensor) -> Callable[[],
 
 
 def engine_steps(
-    model: PixelModel, layer: str, refs: torch.Tensor, steps: int, amp: bool, backend: str | None
+    model: PixelModel,
+    layer: str,
+    refs: torch.Tensor,
+    steps: int,
+    amp: bool,
+    backend: str | None,
+    sync_every: int | None = None,
 ) -> Callable[[], None]:
     """``steps`` iterations of our engine (``fast``; no item stops) per call."""
     settings = get_preset("fast", max_steps=10**9, amp=amp)
@@ -162,6 +168,7 @@ def engine_steps(
         settings=settings,
         item_ids=[str(i) for i in range(len(refs))],
         compile=backend,
+        sync_every=sync_every,
     )
     synthesis.setup(seed=0)
     return lambda: synthesis.synthesize(max_steps=steps)
@@ -184,13 +191,13 @@ def part_step(model: PixelModel, refs: torch.Tensor, args: argparse.Namespace) -
         for batch in args.batches:
             batch_refs = cycled(refs, batch)
             bare = seconds_per_call(bare_step(model, layer, batch_refs), device, args.steps)
-            variants = [("fp32", False, None)]
-            if device.type == "cuda":
-                variants.append(("bf16", True, None))
+            variants = [("fp32", False, None, None)]
+            if device.type == "cuda":  # what a host sync every step costs; bf16
+                variants += [("fp32-sync-every-step", False, None, 1), ("bf16", True, None, None)]
             if args.compile:
-                variants.append(("fp32+compile", False, args.compile))
-            for name, amp, backend in variants:
-                run = engine_steps(model, layer, batch_refs, args.steps, amp, backend)
+                variants.append(("fp32+compile", False, args.compile, None))
+            for name, amp, backend, sync in variants:
+                run = engine_steps(model, layer, batch_refs, args.steps, amp, backend, sync)
                 engine = seconds_per_call(run, device, 2) / args.steps
                 rows.append(
                     {
