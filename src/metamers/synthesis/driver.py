@@ -545,6 +545,7 @@ class _JobRunner:
                 return self._ordered()
             synthesis = self._fresh(first)
         saved = [synthesis.iteration]
+        start = synthesis.iteration  # a resumed batch counts only this run's work
 
         def after_iteration(s: MetamerSynthesis) -> None:
             if s.synced and s.iteration - saved[0] >= self.settings.checkpoint_every:
@@ -568,7 +569,7 @@ class _JobRunner:
         self._write_finished(synthesis, tracker)
         self.work["evaluations"] += synthesis.evaluations
         self.work["rows_evaluated"] += synthesis.rows_evaluated
-        self.work["slot_steps"] += synthesis.n_items * synthesis.iteration
+        self.work["slot_steps"] += synthesis.n_items * (synthesis.iteration - start)
         for done in self.checkpoint.parent.glob("*.safetensors"):
             done.unlink()  # this job's queue, and per-batch states of earlier versions
         return self._ordered()
