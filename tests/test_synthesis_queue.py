@@ -63,7 +63,8 @@ def test_queue_refills_slots_and_equals_each_item_alone(model, stimuli, alone, t
 @pytest.mark.parametrize("sync_every", [None, 4])
 def test_resume_mid_queue_equals_uninterrupted(model, stimuli, tmp_path, sync_every):
     kw = {"batch_size": 2, "sync_every": sync_every}
-    whole = by_id(generate_metamers(model, "3", stimuli, tmp_path / "whole", SETTINGS, **kw))
+    whole_run = generate_metamers(model, "3", stimuli, tmp_path / "whole", SETTINGS, **kw)
+    whole = by_id(whole_run)
     calls = {"n": 0}
 
     def interrupt(_event):
@@ -82,6 +83,9 @@ def test_resume_mid_queue_equals_uninterrupted(model, stimuli, tmp_path, sync_ev
         torch.testing.assert_close(other.metamer, result.metamer, atol=0, rtol=0)
         np.testing.assert_array_equal(other.losses, result.losses)
     assert not list((tmp_path / "cut" / ".checkpoints").rglob("*.safetensors"))
+    # the resumed run counts only its own work
+    assert 0 < resumed.work["slot_steps"] < whole_run.work["slot_steps"]
+    assert 0 < resumed.work["evaluations"] < whole_run.work["evaluations"]
 
 
 def test_sync_every_k_keeps_per_item_results(model, stimuli, alone, tmp_path):
