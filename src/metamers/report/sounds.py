@@ -5,7 +5,6 @@ Internal module: use it through metamers.report (``build_report``); not part of 
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,8 +12,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-PEAK = 0.99
-"""The loudest sample of a played sound: waveforms louder than this are scaled down to it."""
+from metamers.stimuli.sounds import wav_bytes
 
 
 @dataclass
@@ -37,32 +35,6 @@ class Sound:
     wav: bytes
     seconds: float
     picture: Figure | None = None
-
-
-def wav_bytes(waveform: torch.Tensor | np.ndarray, sample_rate: int) -> tuple[bytes, float]:
-    """A waveform as 16-bit PCM WAV bytes, scaled down only if it would clip.
-
-    Parameters
-    ----------
-    waveform
-        ``(T,)`` samples (a metamer's loudness is not constrained).
-    sample_rate
-        Its rate in Hz.
-
-    Returns
-    -------
-    tuple
-        The WAV bytes and the gain applied (1.0 unless the peak passed :data:`PEAK`).
-    """
-    import soundfile
-
-    wave = np.asarray(torch.as_tensor(waveform).detach().double().cpu())
-    wave = np.nan_to_num(wave)
-    peak = float(np.abs(wave).max()) if wave.size else 0.0
-    gain = PEAK / peak if peak > PEAK else 1.0
-    buffer = io.BytesIO()
-    soundfile.write(buffer, wave * gain, sample_rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue(), gain
 
 
 def cochleagram_picture(waveform: torch.Tensor, sample_rate: int) -> Figure:

@@ -33,9 +33,11 @@ __all__ = [
     "DEFAULT_RMS",
     "DEFAULT_SAMPLE_RATE",
     "SOUND_SUFFIXES",
+    "WAV_PEAK",
     "SoundLoader",
     "load_sound",
     "model_sample_rate",
+    "wav_bytes",
 ]
 
 SOUND_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -214,3 +216,36 @@ class SoundLoader:
         """
         rate = self.sample_rate if sample_rate is None else sample_rate
         return load_sound(stimulus.source, rate, length=length, rms=self.rms)
+
+
+WAV_PEAK = 0.99
+"""The loudest sample of a 16-bit WAV written for listening: louder waveforms are scaled to it."""
+
+
+def wav_bytes(waveform: torch.Tensor | np.ndarray, sample_rate: int) -> tuple[bytes, float]:
+    """A waveform as 16-bit PCM WAV bytes, scaled down only if it would clip.
+
+    A metamer's loudness is not constrained by synthesis, so it may pass 1; the
+    gain applied is returned so that it can be recorded (the exact float
+    waveform is kept elsewhere).
+
+    Parameters
+    ----------
+    waveform
+        ``(T,)`` samples; NaN and infinities become 0.
+    sample_rate
+        Its rate in Hz.
+
+    Returns
+    -------
+    tuple
+        The WAV bytes and the gain applied (1.0 unless the peak passed :data:`WAV_PEAK`).
+    """
+    import io
+
+    wave = np.nan_to_num(np.asarray(torch.as_tensor(waveform).detach().double().cpu()))
+    peak = float(np.abs(wave).max()) if wave.size else 0.0
+    gain = WAV_PEAK / peak if peak > WAV_PEAK else 1.0
+    buffer = io.BytesIO()
+    soundfile.write(buffer, wave * gain, sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue(), gain

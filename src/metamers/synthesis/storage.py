@@ -4,7 +4,7 @@ One metamer lives in one folder::
 
     OUT/<generator>/<layer>/<stimulus_id>/
         metamer.safetensors   exact float tensors: metamer, reference, losses
-        metamer.png|wav       for viewing (PNG: rounded 8-bit RGB or 16-bit grey)
+        metamer.png|wav       for viewing (PNG: rounded 8-bit RGB or 16-bit grey; WAV: 16-bit)
         reference.png|wav
         record.json           settings, seed, versions, timing; written LAST
 
@@ -37,7 +37,7 @@ from PIL import Image
 from safetensors.torch import load, save_file
 
 from metamers.errors import ConfigError
-from metamers.io import atomic_path, write_json_atomic
+from metamers.io import atomic_path, write_bytes_atomic, write_json_atomic
 from metamers.synthesis.results import MetamerResult
 
 RECORD = "record.json"
@@ -157,12 +157,27 @@ def write_metamer(
         save_file(tensors, str(tmp))
         record = record | {"files": {TENSORS: file_digest(tmp)}}
     for name, tensor in (("metamer", tensors["metamer"]), ("reference", tensors["reference"])):
-        write_viewable(folder / name, tensor, sample_rate)
+        gain = write_viewable(folder / name, tensor, sample_rate)
+        if gain is not None:
+            record = record | {"audio": _audio_record(record, name, tensor, gain, sample_rate)}
     write_json_atomic(folder / RECORD, record)
 
 
-def write_viewable(stem: Path, tensor: torch.Tensor, sample_rate: int) -> Path:
-    """Write ``stem.png`` (images) or ``stem.wav`` (waveforms) atomically; return the path.
+def _audio_record(
+    record: dict, name: str, wave: torch.Tensor, gain: float, sample_rate: int
+) -> dict:
+    """The level of a waveform and the gain of its WAV, added to the record's ``audio``."""
+    audio = dict(record.get("audio", {}), sample_rate=sample_rate)
+    audio[name] = {
+        "rms": float(wave.double().pow(2).mean().sqrt()),
+        "peak": float(wave.abs().max()),
+        "wav_gain": gain,
+    }
+    return audio
+
+
+def write_viewable(stem: Path, tensor: torch.Tensor, sample_rate: int) -> float | None:
+    """Write ``stem.png`` (images) or ``stem.wav`` (waveforms) atomically.
 
     Parameters
     ----------
@@ -170,18 +185,23 @@ def write_viewable(stem: Path, tensor: torch.Tensor, sample_rate: int) -> Path:
         The destination without suffix.
     tensor
         A ``(C, H, W)`` image, clamped to ``[0, 1]`` (one channel: 16-bit
-        greyscale PNG; three: 8-bit RGB PNG), or a ``(T,)`` waveform clamped to
-        ``[-1, 1]`` (float32 WAV).
+        greyscale PNG; three: 8-bit RGB PNG), or a ``(T,)`` waveform (16-bit PCM
+        WAV at ``sample_rate``, scaled down only if it would clip; see
+        :func:`~metamers.stimuli.sounds.wav_bytes`).
     sample_rate
         Sample rate in Hz of a waveform.
+
+    Returns
+    -------
+    float or None
+        The gain applied to a waveform's WAV (1.0 unless it would clip); ``None`` for images.
     """
     if tensor.ndim == 1:
-        from scipy.io import wavfile
+        from metamers.stimuli.sounds import wav_bytes
 
-        path = stem.with_suffix(".wav")
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            wavfile.write(handle, sample_rate, tensor.clamp(-1, 1).numpy().astype(np.float32))
-        return path
+        data, gain = wav_bytes(tensor, sample_rate)
+        write_bytes_atomic(stem.with_suffix(".wav"), data)
+        return gain
     path = stem.with_suffix(".png")
     arr = tensor.clamp(0, 1).numpy()
     if arr.shape[0] == 1:
@@ -190,7 +210,7 @@ def write_viewable(stem: Path, tensor: torch.Tensor, sample_rate: int) -> Path:
         image = Image.fromarray(np.rint(arr.transpose(1, 2, 0) * 255).astype(np.uint8))
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
-    return path
+    return None
 
 
 def is_done(folder: Path) -> bool:
