@@ -194,8 +194,8 @@ def part_step(model: PixelModel, refs: torch.Tensor, args: argparse.Namespace) -
             variants = [("fp32", False, None, None)]
             if device.type == "cuda":  # what a host sync every step costs; bf16
                 variants += [("fp32-sync-every-step", False, None, 1), ("bf16", True, None, None)]
-            if args.compile:
-                variants.append(("fp32+compile", False, args.compile, None))
+            for backend in args.compile:
+                variants.append((f"fp32+compile-{backend}", False, backend, None))
             for name, amp, backend, sync in variants:
                 run = engine_steps(model, layer, batch_refs, args.steps, amp, backend, sync)
                 engine = seconds_per_call(run, device, 2) / args.steps
@@ -483,7 +483,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queue-target", type=float, default=0.1)
     parser.add_argument("--queue-batch", type=int, help="capacity (default: the largest batch)")
     parser.add_argument("--sync-every", default="1,10,50", help="sync intervals of the queue part")
-    parser.add_argument("--compile", help="also time the engine under this torch.compile backend")
+    parser.add_argument(
+        "--compile",
+        help="also time the engine under these torch.compile backends, comma-separated "
+        "(inductor, cudagraphs, inductor:reduce-overhead)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--json", help="append the rows to this file")
     args = parser.parse_args(argv)
@@ -496,6 +500,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.layers = [v for v in args.layers.split(",") if v]
     args.batches = [int(v) for v in args.batches.split(",") if v]
     args.sync_every = [int(v) for v in args.sync_every.split(",") if v]
+    args.compile = [v for v in (args.compile or "").split(",") if v]
     unknown = set(args.parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}; choose from {PARTS}")

@@ -93,7 +93,9 @@ def generate_command(
         help="Steps between host syncs of the loop (default: 1 on the CPU, 10 on CUDA).",
     ),
     compile_backend: str = typer.Option(
-        None, "--compile", help="torch.compile backend (inductor, cudagraphs) for each step."
+        None,
+        "--compile",
+        help="torch.compile backend for each step (inductor, cudagraphs, inductor:reduce-overhead).",
     ),
     seed: int = typer.Option(0, "--seed"),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N stimuli."),

@@ -107,7 +107,8 @@ class MetamerSynthesis:
         Iterations between host syncs of the loop (see :meth:`synthesize`);
         default :attr:`sync_every`.
     compile
-        A ``torch.compile`` backend (``"inductor"``, ``"cudagraphs"``, ...) for
+        A ``torch.compile`` backend (``"inductor"``, ``"cudagraphs"``, ...;
+        ``"inductor:reduce-overhead"`` adds a mode) for
         the loss (and so its gradient) and for the step's bookkeeping and
         update (fused into a few kernels; dynamic batch shapes); ``None``:
         eager, as always before. A measured option for GPUs (``bench/gpu.py``).
@@ -467,8 +468,11 @@ class MetamerSynthesis:
         if self.compile is None:
             return getattr(self, name)
         if name not in self._compiled_fns:
-            method = getattr(self, name)
-            self._compiled_fns[name] = torch.compile(method, backend=self.compile, dynamic=True)
+            backend, _, mode = self.compile.partition(":")
+            options = {"mode": mode} if mode else {}
+            self._compiled_fns[name] = torch.compile(
+                getattr(self, name), backend=backend, dynamic=True, **options
+            )
         return self._compiled_fns[name]
 
     def _loss(self, x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
