@@ -121,3 +121,22 @@ def test_choose_batch_size_extrapolates_and_confirms():
     # a probe that runs out of memory at the guess halves until it fits
     assert choose_batch_size(lambda n: None if n > 16 else n, free_bytes=10**6) == 16
     assert choose_batch_size(lambda n: None, free_bytes=10**6) == 1
+
+
+def test_admit_errors(model):
+    from metamers.errors import ConfigError
+    from metamers.synthesis import MetamerSynthesis
+
+    refs = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    synthesis = MetamerSynthesis(model, "3", refs, settings=SETTINGS)
+    with pytest.raises(ConfigError, match="setup"):
+        synthesis.admit([0], refs[:1], ["new"], [1])
+    synthesis.setup(seed=0)
+    with pytest.raises(ConfigError, match="stopped"):
+        synthesis.admit([0], refs[:1], ["new"], [1])  # item 0 is still active
+    synthesis.retire([0])
+    with pytest.raises(ConfigError, match="unique"):
+        synthesis.admit([0], refs[:1], ["1"], [1])  # the id of the item in slot 1
+    synthesis.admit([0], refs[1:], ["new"], [7])
+    assert synthesis.item_ids == ["new", "1"] and synthesis.seeds[0] == 7
+    assert synthesis.status_of(0) == "active" and synthesis.stop_reasons[0] is None

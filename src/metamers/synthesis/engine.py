@@ -388,6 +388,8 @@ class MetamerSynthesis:
         ConfigError
             A slot still holds an active item, or the counts differ.
         """
+        if not self._ready:
+            raise ConfigError("call setup() before admit()")
         self._sync()
         slots = [int(i) for i in slots]
         if any(self._host_status[i] == ACTIVE for i in slots):
@@ -399,6 +401,7 @@ class MetamerSynthesis:
         if len(refs) != len(slots) or others & set(item_ids) or len(set(item_ids)) < len(slots):
             raise ConfigError("admit() needs one reference per slot and unique item ids")
         where = torch.tensor(slots, device=self.device)
+        self.references = self.references.clone()  # never write into the caller's tensor
         self.references[where] = refs
         for m, targets in enumerate(self._compute_targets(per_model)):
             for layer, target in targets.items():
