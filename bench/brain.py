@@ -116,7 +116,8 @@ def run(n_features: int, args) -> dict:
     loop_targets = list(range(args.loop_targets))
     loop_splits = list(range(args.loop_splits))
     start = time.process_time()
-    loop = per_target_loop(x, data, splits, alphas, loop_targets, loop_splits)
+    x64 = x.astype(np.float64)  # scikit-learn keeps float32 input in float32: compare in float64
+    loop = per_target_loop(x64, data, splits, alphas, loop_targets, loop_splits)
     loop_time = (time.process_time() - start) * (
         args.targets / len(loop_targets) * len(splits) / len(loop_splits)
     )
@@ -149,7 +150,10 @@ def run(n_features: int, args) -> dict:
         "alpha_agreement": f"{same_alpha}/{meaningful} unique LOO minima",
         "max_abs_r_difference": float(max(diffs)) if diffs else float("nan"),
     }
-    if not args.skip_sklearn:
+    coef_gb = n_features * 4 * args.targets * 8 / 1e9  # its (features, 4 T) float64 weights
+    if coef_gb > args.max_gb:
+        record["sklearn_alpha_per_target_skipped"] = f"needs {coef_gb:.0f} GB of weights"
+    elif not args.skip_sklearn:
         record["sklearn_alpha_per_target_s_scaled"] = timed(
             sklearn_alpha_per_target, x, data, splits, alphas, [0]
         ) * len(splits)
