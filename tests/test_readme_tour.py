@@ -15,6 +15,7 @@ import click
 import typer
 
 from metamers.cli.app import _register_commands, app
+from metamers.defaults import NULL_STIMULI
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 NULL_SETTINGS = ("pairs", "seed", "batch_size", "cache_dir")
@@ -48,7 +49,8 @@ def test_the_tour_computes_the_generators_null_once():
     # metamers, same natural stimuli, same size, seed and sampling -> one cache entry.
     assert null["model"] == generate["models"]
     assert null["layers"] == generate["layers"]
-    assert null["stimuli"] == validate["null_stimuli"]
+    # validate's default pool follows the model's modality: photos for the tour's image model
+    assert null["stimuli"] == (validate["null_stimuli"] or NULL_STIMULI["image"])
     for name in NULL_SETTINGS:
         assert null[name] == validate[name], name
     # a metamer stopped "at acceptance" is judged against the same-size null as validate's
