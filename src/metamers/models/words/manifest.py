@@ -14,13 +14,12 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from metamers.errors import ModelError
-from metamers.io import atomic_path, write_json_atomic
 from metamers.models.base import PixelModel
 from metamers.models.words.specs import WORD_ARCH_DESCRIPTIONS, WORD_SPECS, WordSpec
-from metamers.models.zoo.manifest import file_sha256
+from metamers.models.zoo.manifest import file_sha256, save_weights
 
 WORDS_MANIFEST = "words.json"
 
@@ -81,25 +80,7 @@ def save_word_weights(
     dict
         The model's manifest entry.
     """
-    directory = Path(directory)
-    path = directory / f"{spec.name}.safetensors"
-    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"name": spec.name, "arch": spec.arch})
-    entry = {
-        **spec.hyper_parameters(),
-        **record,
-        "file": path.name,
-        "sha256": file_sha256(path),
-        "parameters": sum(int(v.numel()) for k, v in state.items() if "running" not in k),
-        "study_layers": list(spec.study_layers),
-    }
-    manifest = read_word_manifest(directory)
-    manifest.update(_header())
-    manifest.setdefault("models", {})[spec.name] = entry
-    manifest["models"] = dict(sorted(manifest["models"].items()))
-    write_json_atomic(directory / WORDS_MANIFEST, manifest)
-    return entry
+    return save_weights(directory, WORDS_MANIFEST, _header(), spec, net, record)
 
 
 def wrap_word_net(net: torch.nn.Module, name: str, info: dict | None = None) -> PixelModel:

@@ -9,7 +9,7 @@ from metamers.errors import ModelError
 from metamers.models.words.manifest import read_word_manifest, save_word_weights, words_dir
 from metamers.models.words.specs import WORD_SPECS, WordSpec
 from metamers.models.words.training import train_word_net
-from metamers.models.zoo.reproduce import Reproduction
+from metamers.models.zoo.reproduce import Reproduction, compare_with_committed, same_recipe
 
 
 def train_word_models(
@@ -52,8 +52,8 @@ def train_word_models(
 
     def train(spec: WordSpec, force_this: bool) -> Reproduction:
         existing = read_word_manifest(out_dir)["models"].get(spec.name)
-        if existing and not force_this and _same_recipe(existing, spec):
-            return _compare(spec, existing, committed.get(spec.name), skipped=True)
+        if existing and not force_this and same_recipe(existing, spec):
+            return compare_with_committed(spec, existing, committed.get(spec.name), skipped=True)
         base = None
         if spec.robust:
             base_spec = WORD_SPECS[spec.base]
@@ -74,7 +74,7 @@ def train_word_models(
             "final_loss": round(trained.final_loss, 5),
         }
         entry = save_word_weights(out_dir, spec, trained.net, record)
-        return _compare(spec, entry, committed.get(spec.name))
+        return compare_with_committed(spec, entry, committed.get(spec.name))
 
     ordered = []
     for spec in specs:
@@ -105,19 +105,3 @@ def resolve_word_names(names: Sequence[str]) -> list[WordSpec]:
             f"unknown word model(s) {', '.join(unknown)}; known: {', '.join(WORD_SPECS)}"
         )
     return [WORD_SPECS[n] for n in names]
-
-
-def _same_recipe(entry: dict, spec: WordSpec) -> bool:
-    return all(entry.get(k) == v for k, v in spec.hyper_parameters().items())
-
-
-def _compare(spec: WordSpec, entry: dict, reference: dict | None, skipped: bool = False):
-    return Reproduction(
-        name=spec.name,
-        accuracy=entry["accuracy"],
-        robust_accuracy=entry["robust_accuracy"],
-        committed_accuracy=reference["accuracy"] if reference else None,
-        committed_robust_accuracy=reference["robust_accuracy"] if reference else None,
-        identical=bool(reference) and reference["sha256"] == entry["sha256"],
-        skipped=skipped,
-    )

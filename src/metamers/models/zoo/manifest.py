@@ -103,6 +103,41 @@ def save_zoo_weights(
     dict
         The model's manifest entry.
     """
+    return save_weights(directory, MANIFEST_NAME, manifest_header(), spec, net, record)
+
+
+def save_weights(
+    directory: str | Path,
+    manifest_name: str,
+    header: dict,
+    spec,
+    net: torch.nn.Module,
+    record: dict,
+) -> dict:
+    """Write a model's safetensors and merge its entry into a manifest (both atomically).
+
+    The one writer of the project's trained weights (MNIST zoo, word models).
+
+    Parameters
+    ----------
+    directory
+        Weights directory (created if needed).
+    manifest_name
+        The manifest file in it (``zoo.json``, ``words.json``).
+    header
+        Settings shared by every entry, written at the top of the manifest.
+    spec
+        The model's recipe: ``name``, ``arch``, ``study_layers``, ``hyper_parameters()``.
+    net
+        The trained network.
+    record
+        Measured values (accuracies, seconds, final loss).
+
+    Returns
+    -------
+    dict
+        The model's manifest entry.
+    """
     directory = Path(directory)
     path = directory / f"{spec.name}.safetensors"
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
@@ -116,11 +151,12 @@ def save_zoo_weights(
         "parameters": sum(int(v.numel()) for k, v in state.items() if "running" not in k),
         "study_layers": list(spec.study_layers),
     }
-    manifest = read_manifest(directory)
-    manifest.update(manifest_header())
+    manifest_path = directory / manifest_name
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest.update(header)
     manifest.setdefault("models", {})[spec.name] = entry
     manifest["models"] = dict(sorted(manifest["models"].items()))
-    write_json_atomic(directory / MANIFEST_NAME, manifest)
+    write_json_atomic(manifest_path, manifest)
     return entry
 
 

@@ -114,8 +114,8 @@ def train_zoo(
     results = []
     for spec in specs:
         existing = read_manifest(out_dir)["models"].get(spec.name)
-        if existing and not force and _same_recipe(existing, spec):
-            result = _compare(spec, existing, committed.get(spec.name), skipped=True)
+        if existing and not force and same_recipe(existing, spec):
+            result = compare_with_committed(spec, existing, committed.get(spec.name), skipped=True)
         else:
             trained = train_zoo_net(
                 spec, progress=(lambda e, loss, s=spec: on_epoch(s, e, loss)) if on_epoch else None
@@ -127,18 +127,38 @@ def train_zoo(
                 "final_loss": round(trained.final_loss, 5),
             }
             entry = save_zoo_weights(out_dir, spec, trained.net, record)
-            result = _compare(spec, entry, committed.get(spec.name))
+            result = compare_with_committed(spec, entry, committed.get(spec.name))
         results.append(result)
         if on_done is not None:
             on_done(result)
     return results
 
 
-def _same_recipe(entry: dict, spec: ZooSpec) -> bool:
+def same_recipe(entry: dict, spec) -> bool:
+    """Whether a manifest entry was trained with ``spec``'s hyper-parameters.
+
+    Parameters
+    ----------
+    entry
+        A model's manifest entry.
+    spec
+        Its recipe (anything with ``hyper_parameters()``).
+    """
     return all(entry.get(k) == v for k, v in spec.hyper_parameters().items())
 
 
-def _compare(spec: ZooSpec, entry: dict, reference: dict | None, skipped: bool = False):
+def compare_with_committed(spec, entry: dict, reference: dict | None, skipped: bool = False):
+    """A :class:`Reproduction` of a trained entry beside its committed one.
+
+    Parameters
+    ----------
+    spec
+        The recipe (its ``name`` is used).
+    entry, reference
+        The new manifest entry and the committed one (``None`` when not committed).
+    skipped
+        The model was already trained with the same recipe.
+    """
     return Reproduction(
         name=spec.name,
         accuracy=entry["accuracy"],
