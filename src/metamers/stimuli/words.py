@@ -388,7 +388,7 @@ def build_word_corpus(
             return WordCorpus(folder, settings)
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            with _reporter(progress) as report:
+            with _Reporter(progress) as report:
                 _build_into(staging, settings, report, workers or os.cpu_count() or 1)
             if folder.exists():
                 shutil.rmtree(folder)
@@ -399,7 +399,7 @@ def build_word_corpus(
     return WordCorpus(folder, settings)
 
 
-class _reporter:
+class _Reporter:
     """Turn the ``progress`` argument into a ``report(stage, done, total)`` callable."""
 
     def __init__(self, progress: bool | Callable[[str, int, int], None]) -> None:
