@@ -39,8 +39,9 @@ KIND_VERSIONS: dict[str, int] = {
     "generate": 1,
     "validate": 2,  # 2: one judgement, explicit label space and criterion recorded
     # evaluate 2: recognition in the study's label space, criterion-aware representation test;
-    # 3: ImageNet class folders labelled by class, targets compared only in their label space
-    "evaluate": 3,
+    # 3: ImageNet class folders labelled by class, targets compared only in their label space;
+    # 4: accepted metamers keyed by generator too (a model and its robust variant)
+    "evaluate": 4,
     "compare": 1,
     "brain": 1,
     "report": 1,

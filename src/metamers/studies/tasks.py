@@ -432,8 +432,12 @@ def _run_evaluate(ctx: TaskContext) -> dict[str, Any]:
         for ref in ctx.inputs_of("validate"):
             table = pd.read_parquet(Path(ref.path) / "acceptance.parquet")
             rows = table[table["accepted_all_models"]]
-            accepted |= set(zip(rows["stimulus_id"], rows["generation_layer"], strict=True))
-        results = [r for r in results if (r.stimulus_id, r.layer) in accepted]
+            accepted |= set(
+                zip(rows["generator"], rows["stimulus_id"], rows["generation_layer"], strict=True)
+            )
+        # keyed by generator too: two generators with the same layer names (a model and its
+        # robust variant) are judged each on its own acceptance
+        results = [r for r in results if (r.generator, r.stimulus_id, r.layer) in accepted]
     summary: dict[str, Any] = {"metamers": len(results)}
     if not results:
         return summary | {"note": "no metamer passed validation; nothing to evaluate"}
