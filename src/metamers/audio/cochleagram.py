@@ -26,6 +26,7 @@ torch.Size([2, 1, 211, 390])
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -234,6 +235,48 @@ class _Compression(torch.autograd.Function):
         return grad * d, None, None, None, None
 
 
+class FilterCache:
+    """A front end's numpy-built filters, cast and kept per (length, dtype, device).
+
+    Built outside inference mode, so filters first made under
+    ``torch.inference_mode`` (a classification) still serve autograd later (a
+    metamer's gradient).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[int, torch.dtype, torch.device], tuple[torch.Tensor, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(
+        self,
+        length: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        build: Callable[[int], tuple[np.ndarray, ...]],
+    ) -> tuple[torch.Tensor, ...]:
+        """The filters for a waveform length, built by ``build(length)`` on first use.
+
+        Parameters
+        ----------
+        length
+            Waveform length in samples.
+        dtype, device
+            What the filters are cast to.
+        build
+            Makes the float64 numpy filters for ``length`` (may raise ``ValueError``).
+        """
+        key = (length, dtype, device)
+        if key not in self._entries:
+            arrays = build(length)
+            with torch.inference_mode(False):
+                self._entries[key] = tuple(
+                    torch.as_tensor(a, dtype=dtype, device=device) for a in arrays
+                )
+        return self._entries[key]
+
+
 class Cochleagram(torch.nn.Module):
     """Differentiable cochleagram of a batch of waveforms.
 
@@ -253,7 +296,7 @@ class Cochleagram(torch.nn.Module):
     def __init__(self, settings: CochleagramSettings | None = None) -> None:
         super().__init__()
         self.settings = settings if settings is not None else CochleagramSettings()
-        self._cache: dict[tuple[int, torch.dtype, torch.device], tuple[torch.Tensor, ...]] = {}
+        self._cache = FilterCache()
 
     @classmethod
     def feather2023(cls, **overrides: Any) -> Cochleagram:
@@ -350,21 +393,16 @@ class Cochleagram(torch.nn.Module):
 
     def _buffers_for(
         self, length: int, dtype: torch.dtype, device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (length, dtype, device)
-        if key not in self._cache:
-            if length < self.settings.kernel_length - 2 * self.settings.padding:
-                raise ValueError(
-                    f"waveform of {length} samples is shorter than the downsampling kernel"
-                )
-            filts, _ = _erb_cos_filters(length, self.settings)
-            kernel = _sinc_kaiser_kernel(self.settings)
-            with torch.inference_mode(False):  # usable by autograd when first built under it
-                self._cache[key] = (
-                    torch.as_tensor(filts, dtype=dtype, device=device),
-                    torch.as_tensor(kernel, dtype=dtype, device=device).view(1, 1, -1),
-                )
-        return self._cache[key]  # type: ignore[return-value]
+    ) -> tuple[torch.Tensor, ...]:
+        return self._cache.get(length, dtype, device, self._build_filters)
+
+    def _build_filters(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        if length < self.settings.kernel_length - 2 * self.settings.padding:
+            raise ValueError(
+                f"waveform of {length} samples is shorter than the downsampling kernel"
+            )
+        filts, _ = _erb_cos_filters(length, self.settings)
+        return filts, _sinc_kaiser_kernel(self.settings).reshape(1, 1, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Compute the cochleagram.

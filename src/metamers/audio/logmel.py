@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from metamers.audio.cochleagram import waveform_batch
+from metamers.audio.cochleagram import FilterCache, waveform_batch
 
 __all__ = ["LogMelSettings", "LogMelSpectrogram", "hz2mel", "mel2hz", "mel_filterbank"]
 
@@ -160,7 +160,7 @@ class LogMelSpectrogram(torch.nn.Module):
     def __init__(self, settings: LogMelSettings | None = None) -> None:
         super().__init__()
         self.settings = settings if settings is not None else LogMelSettings()
-        self._cache: dict[tuple[int, torch.dtype, torch.device], tuple[torch.Tensor, ...]] = {}
+        self._cache = FilterCache()
 
     @classmethod
     def standard(cls, **overrides: Any) -> LogMelSpectrogram:
@@ -233,21 +233,16 @@ class LogMelSpectrogram(torch.nn.Module):
 
     def _buffers_for(
         self, length: int, dtype: torch.dtype, device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (length, dtype, device)
-        if key not in self._cache:
-            s = self.settings
-            if length < s.win_length:
-                raise ValueError(f"waveform of {length} samples is shorter than the window")
-            filts, _ = mel_filterbank(s.win_length, s.sample_rate, s.n_mels, s.low_hz, s.high_hz)
-            n = np.arange(s.win_length, dtype=np.float64)
-            window = 0.5 - 0.5 * np.cos(2 * np.pi * n / s.win_length)
-            with torch.inference_mode(False):  # usable by autograd when first built under it
-                self._cache[key] = (
-                    torch.as_tensor(filts, dtype=dtype, device=device),
-                    torch.as_tensor(window, dtype=dtype, device=device),
-                )
-        return self._cache[key]  # type: ignore[return-value]
+    ) -> tuple[torch.Tensor, ...]:
+        return self._cache.get(length, dtype, device, self._build_filters)
+
+    def _build_filters(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        s = self.settings
+        if length < s.win_length:
+            raise ValueError(f"waveform of {length} samples is shorter than the window")
+        filts, _ = mel_filterbank(s.win_length, s.sample_rate, s.n_mels, s.low_hz, s.high_hz)
+        n = np.arange(s.win_length, dtype=np.float64)
+        return filts, 0.5 - 0.5 * np.cos(2 * np.pi * n / s.win_length)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Compute the log-mel spectrogram.
