@@ -9,17 +9,15 @@ study layers.
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from metamers.errors import ModelError
 from metamers.models.base import PixelModel
 from metamers.models.words.specs import WORD_ARCH_DESCRIPTIONS, WORD_SPECS, WordSpec
-from metamers.models.zoo.manifest import file_sha256, save_weights
+from metamers.models.zoo.manifest import load_checked_weights, read_manifest, save_weights
 
 WORDS_MANIFEST = "words.json"
 
@@ -37,10 +35,7 @@ def read_word_manifest(directory: str | Path | None = None) -> dict:
     directory
         A weights directory holding ``words.json``; ``None`` for :func:`words_dir`.
     """
-    path = Path(directory or words_dir()) / WORDS_MANIFEST
-    if not path.is_file():
-        return {"models": {}}
-    return json.loads(path.read_text())
+    return read_manifest(directory or words_dir(), WORDS_MANIFEST)
 
 
 def _header() -> dict:
@@ -146,15 +141,7 @@ def load_word_model(
         torch.manual_seed(spec.seed)
         net = build_word_net(spec.arch, len(WORDS))
     if not random_weights:
-        path = directory / f"{name}.safetensors"
-        if not entry or not path.is_file():
-            raise ModelError(
-                f"no weights for word model {name} in {directory}; "
-                f"train them with `metamers zoo train {name} --out {directory}`"
-            )
-        if file_sha256(path) != entry["sha256"]:
-            raise ModelError(f"weights file {path} does not match its sha256 in {WORDS_MANIFEST}")
-        net.load_state_dict(load_file(str(path)), strict=True)
+        load_checked_weights(net, directory, name, entry, WORDS_MANIFEST)
     info = word_info(entry) | {"study_layers": list(spec.study_layers)}
     return wrap_word_net(net, name, info=info)
 

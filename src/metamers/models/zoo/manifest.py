@@ -35,20 +35,22 @@ def committed_dir() -> Path:
     return Path(str(resources.files("metamers") / "data" / "zoo"))
 
 
-def read_manifest(directory: str | Path | None = None) -> dict:
+def read_manifest(directory: str | Path | None = None, manifest_name: str = MANIFEST_NAME) -> dict:
     """The manifest of ``directory`` (default: the committed one); empty if there is none.
 
     Parameters
     ----------
     directory
-        A weights directory holding ``zoo.json``; ``None`` for :func:`committed_dir`.
+        A weights directory holding the manifest; ``None`` for :func:`committed_dir`.
+    manifest_name
+        The manifest file (``zoo.json``; the word models' is ``words.json``).
 
     Returns
     -------
     dict
-        The parsed ``zoo.json``, or ``{"models": {}}`` when the file is missing.
+        The parsed manifest, or ``{"models": {}}`` when the file is missing.
     """
-    path = Path(directory or committed_dir()) / MANIFEST_NAME
+    path = Path(directory or committed_dir()) / manifest_name
     if not path.is_file():
         return {"models": {}}
     return json.loads(path.read_text())
@@ -151,12 +153,11 @@ def save_weights(
         "parameters": sum(int(v.numel()) for k, v in state.items() if "running" not in k),
         "study_layers": list(spec.study_layers),
     }
-    manifest_path = directory / manifest_name
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = read_manifest(directory, manifest_name)
     manifest.update(header)
     manifest.setdefault("models", {})[spec.name] = entry
     manifest["models"] = dict(sorted(manifest["models"].items()))
-    write_json_atomic(manifest_path, manifest)
+    write_json_atomic(directory / manifest_name, manifest)
     return entry
 
 
@@ -221,11 +222,37 @@ def load_zoo_model(
         torch.manual_seed(spec.seed)  # untrained weights are reproducible too
         net = build_net(spec.arch)
     if not random_weights:
-        _load_weights(net, directory, name, entry)
+        load_checked_weights(net, directory, name, entry)
     return wrap_zoo_net(net, name, info=zoo_info(entry) | {"study_layers": list(spec.study_layers)})
 
 
-def _load_weights(net: torch.nn.Module, directory: Path, name: str, entry: dict) -> None:
+def load_checked_weights(
+    net: torch.nn.Module,
+    directory: Path,
+    name: str,
+    entry: dict,
+    manifest_name: str = MANIFEST_NAME,
+) -> None:
+    """Load ``NAME.safetensors`` into ``net`` after checking it against its manifest entry.
+
+    Parameters
+    ----------
+    net
+        The network to fill (strictly: every tensor must match).
+    directory
+        The weights directory.
+    name
+        The model's name.
+    entry
+        Its manifest entry (empty when the manifest has none).
+    manifest_name
+        The manifest file, named in the error.
+
+    Raises
+    ------
+    ModelError
+        No entry or no file, or a file whose sha256 is not the entry's.
+    """
     path = directory / f"{name}.safetensors"
     if not entry or not path.is_file():
         raise ModelError(
@@ -234,7 +261,7 @@ def _load_weights(net: torch.nn.Module, directory: Path, name: str, entry: dict)
         )
     if file_sha256(path) != entry["sha256"]:
         raise ModelError(
-            f"weights file {path} does not match its sha256 in {MANIFEST_NAME}; "
+            f"weights file {path} does not match its sha256 in {manifest_name}; "
             f"retrain with `metamers zoo train {name}`"
         )
     net.load_state_dict(load_file(str(path)), strict=True)
