@@ -37,6 +37,7 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -235,9 +236,9 @@ class WordCorpus:
     root: Path
     settings: WordCorpusSettings
 
-    @property
+    @cached_property
     def manifest(self):
-        """Every file of the corpus, one row each (a :class:`pandas.DataFrame`)."""
+        """Every file of the corpus, one row each (a :class:`pandas.DataFrame`, read once)."""
         import pandas as pd
 
         table = pd.read_csv(self.root / _MANIFEST)
@@ -272,8 +273,9 @@ class WordCorpus:
         wave, _ = soundfile.read(str(self.root / relative), dtype="float64")
         return wave
 
+    @cached_property
     def babble(self) -> np.ndarray:
-        """The babble tracks, ``(tracks, length)``, each of unit RMS."""
+        """The babble tracks, ``(tracks, length)``, each of unit RMS (read once)."""
         table = self.manifest
         files = table[table["kind"] == "babble"].sort_values("order")["file"]
         return np.stack([_set_rms(self.read(f), 1.0) for f in files])
@@ -295,14 +297,7 @@ class WordCorpus:
         tuple
             The mixture and ``{"noise", "snr_db"}``.
         """
-        return _draw_mixture(clean, self._babble_cached(), self.settings, rng)
-
-    def _babble_cached(self) -> np.ndarray:
-        cached = getattr(self, "_babble_tracks", None)
-        if cached is None:
-            cached = self.babble()
-            object.__setattr__(self, "_babble_tracks", cached)
-        return cached
+        return _draw_mixture(clean, self.babble, self.settings, rng)
 
 
 def _draw_mixture(
