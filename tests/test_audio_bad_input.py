@@ -55,3 +55,16 @@ def test_images_for_an_audio_model_and_sounds_for_an_image_model_are_refused(run
     soundfile.write(tmp_path / "tone.wav", 0.1 * np.sin(np.arange(20_000) / 5), 20_000)
     done = classify(runner, "mnist_cnn_s0", str(tmp_path / "tone.wav"))
     assert "holds sounds, but mnist_cnn_s0 takes images" in str(done.exception)
+
+
+@pytest.mark.filterwarnings("ignore::metamers.null.distribution.SmallNullWarning")
+def test_the_default_null_pool_follows_the_models_modality(tmp_path):
+    from metamers.models import load_model
+    from metamers.validation import null_provider
+
+    get = null_provider(None, 16, cache_dir=tmp_path)
+    audio = get(load_model("word_cnn_s0"), ["relu0"])
+    assert audio.stimuli_spec == "bundled:words-null"
+    assert audio.n_distinct_pairs == 16  # different clips in every pair
+    image = get(load_model("mnist_cnn_s0"), ["relu1"])
+    assert image.stimuli_spec == "bundled:photos"

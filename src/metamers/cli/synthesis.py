@@ -71,7 +71,10 @@ def generate_command(
         None, "--check-every", min=1, help="Steps between acceptance checks (default 50)."
     ),
     null_stimuli: str = typer.Option(
-        "bundled:photos", "--null-stimuli", help="Natural stimuli of the null (--stop-accepted)."
+        None,
+        "--null-stimuli",
+        help="Natural stimuli of the null (--stop-accepted; default by modality: "
+        "bundled:photos, bundled:words-null).",
     ),
     null_pairs: int = typer.Option(
         DEFAULT_NULL_PAIRS,
@@ -146,7 +149,7 @@ def generate_command(
     stop = None
     if stop_accepted:
         # A null per model and job layers, built once and then read from the null cache.
-        stop = AcceptanceStop(null_provider(resolve_stimuli(null_stimuli), null_pairs))
+        stop = AcceptanceStop(null_provider(null_stimuli, null_pairs))
     started = time.perf_counter()
     with _generate_progress() as bar:
         task = bar.add_task(
