@@ -96,7 +96,7 @@ def _builtin_models() -> dict[str, ModelEntry]:
     """The built-in catalogue, registered on first use (an import error raises)."""
     global _BUILTIN
     if _BUILTIN is None:
-        entries = [*_lite_entries(), *_zoo_entries(), *_word_entries()]
+        entries = [*_lite_entries(), *_zoo_entries(), *_word_entries(), *_foreign_entries()]
         _BUILTIN = {entry.name: entry for entry in entries}
     return _BUILTIN
 
@@ -165,6 +165,29 @@ def _build_word(name: str, *, random_weights: bool = False) -> PixelModel:
     from metamers.models.words.manifest import load_word_model
 
     return load_word_model(name, random_weights=random_weights)
+
+
+def _foreign_entries() -> list[ModelEntry]:
+    from metamers.models import silero
+
+    return [
+        ModelEntry(
+            name="silero_vad",
+            build=_build_silero,
+            source="pretrained",
+            description=(
+                f"silero-vad {silero.SILERO_VERSION} speech detector (foreign, MIT; weights from "
+                f"its wheel), 16 kHz; no word labels; layers {', '.join(silero.STUDY_LAYERS)}"
+            ),
+            offline=lambda: silero.silero_weights_path() is not None,
+        )
+    ]
+
+
+def _build_silero(*, random_weights: bool = False) -> PixelModel:
+    from metamers.models.silero import build_silero_vad
+
+    return build_silero_vad(random_weights=random_weights)
 
 
 def load_model(
@@ -357,3 +380,25 @@ def _load_registered(name: str, *, random_weights: bool, weights: str | None) ->
 
         apply_weights(model.net, load_state_dict(weights), weights)
     return model
+
+
+def model_facts(name: str) -> dict:
+    """Architecture, training and seed of a model, for grouping results across models.
+
+    Zoo and word models know theirs (``{"architecture": "cnn", "training":
+    "robust", "seed": 1}``); any other model is its own architecture, with
+    ``standard`` training and no seed.
+
+    Parameters
+    ----------
+    name
+        A model name (registry name, ``timm:...``, ...).
+    """
+    from metamers.models.words.specs import WORD_SPECS
+    from metamers.models.zoo.specs import ZOO_SPECS
+
+    spec = ZOO_SPECS.get(name) or WORD_SPECS.get(name)
+    if spec is None:
+        return {"architecture": name, "training": "standard", "seed": None}
+    training = "robust" if spec.robust else "standard"
+    return {"architecture": spec.arch, "training": training, "seed": spec.seed}

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import yaml
@@ -50,7 +51,8 @@ def build_report(study_dir: str | Path, out_dir: str | Path | None = None) -> di
     """
     study_dir = Path(study_dir)
     out_dir = Path(out_dir) if out_dir is not None else study_dir / "report"
-    with StudyStore(study_dir) as store:
+    # every section's figures stay open until the page renders (and closes) them
+    with StudyStore(study_dir) as store, matplotlib.rc_context({"figure.max_open_warning": 0}):
         records = store.records()
         meta = store.meta()
         tables: dict[str, pd.DataFrame] = {}
@@ -200,12 +202,14 @@ def _acceptance(store: StudyStore, records: list[TaskRecord]) -> pd.DataFrame:
 def _metamers_section(
     store: StudyStore, records: list[TaskRecord], tables: dict[str, pd.DataFrame]
 ) -> list[Section]:
-    from metamers.synthesis import load_results
+    from metamers.studies.tasks import load_generated
 
     generated = _of_kind(records, "generate")
     if not generated:
         return []
-    results = [r for record in generated for r in load_results(store.task_dir(record))]
+    results = [
+        r for record in generated for r in load_generated(store.task_dir(record), record.settings)
+    ]
     acceptance = _acceptance(store, records)
     accepted = {}
     if not acceptance.empty:
@@ -471,12 +475,15 @@ def acceptance_rates(acceptance: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     acceptance
-        One row per metamer: ``model``, ``generation_layer``, ``accepted``,
-        ``label_match`` and ``{metric}_pass`` for each of :data:`METRICS`.
+        One row per metamer and generating model: ``generator`` (when given: two
+        synthesis conditions of one model are two generators), ``model``,
+        ``generation_layer``, ``accepted``, ``label_match`` and ``{metric}_pass``
+        for each of :data:`METRICS`.
     """
     passes = [f"{m}_pass" for m in METRICS if f"{m}_pass" in acceptance]
+    keys = [k for k in ("generator", "model", "generation_layer") if k in acceptance]
     summary = (
-        acceptance.groupby(["model", "generation_layer"], sort=False)
+        acceptance.groupby(keys, sort=False)
         .agg(
             n=("accepted", "size"),
             accepted=("accepted", "sum"),
@@ -485,7 +492,7 @@ def acceptance_rates(acceptance: pd.DataFrame) -> pd.DataFrame:
         )
         .reset_index()
     )
-    summary.insert(4, "accepted_fraction", summary["accepted"] / summary["n"])
+    summary.insert(len(keys) + 2, "accepted_fraction", summary["accepted"] / summary["n"])
     return summary
 
 
@@ -833,12 +840,22 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path) if path.is_file() else pd.DataFrame()
 
 
+def _findings_section(
+    store: StudyStore, records: list[TaskRecord], tables: dict[str, pd.DataFrame]
+) -> list[Section]:
+    from metamers.report.findings import findings_section, stored_study
+
+    study = stored_study(store.root)
+    return findings_section(study, tables) if study is not None else []
+
+
 SECTION_BUILDERS: list[SectionBuilder] = [
     _metamers_section,
     _null_section,
     _acceptance_section,
     _layer_matrix_section,
     _evaluation_section,
+    _findings_section,
     _human_tables,
     _compare_section,
     _brain_section,

@@ -14,12 +14,22 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import typing
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from metamers.errors import ConfigError
 from metamers.null.criterion import DEFAULT_NULL_PAIRS
@@ -42,6 +52,10 @@ class ModelSpec(_Section):
     random_weights: bool = False
     weights: str | None = None
     trust_code: bool = False
+    synthesis: dict[str, Any] | None = None
+    """Generators only: settings that override the study's ``synthesis`` section for this
+    generator (a *condition*, e.g. another start or optimiser). Its metamers are labelled
+    with the generator's ``label`` in every table."""
 
     @field_validator("layers", mode="before")
     @classmethod
@@ -82,10 +96,66 @@ class ModelSpec(_Section):
         }
 
 
+class EnsembleSpec(_Section):
+    """A generator made of several models: its metamers match all of them jointly.
+
+    Each member lists its layers in the same order of depth; the ``i``-th
+    generation job matches layer ``i`` of every member at once (their losses
+    summed, weighted by the synthesis setting ``model_weights``).
+    """
+
+    label: str = Field(min_length=1)
+    ensemble: list[ModelSpec] = Field(min_length=2)
+    synthesis: dict[str, Any] | None = None
+    """Settings that override the study's ``synthesis`` section for this ensemble."""
+
+    @model_validator(mode="after")
+    def _matching_members(self) -> EnsembleSpec:
+        names = [m.name for m in self.ensemble]
+        if len(set(names)) != len(names):
+            raise _KeyProblem("ensemble", "a model is listed twice in the ensemble")
+        depths = {len(m.layers) for m in self.ensemble}
+        if len(depths) > 1:
+            raise _KeyProblem(
+                "ensemble", "every member needs the same number of layers (one per depth)"
+            )
+        if any(m.synthesis for m in self.ensemble):
+            raise _KeyProblem("ensemble", "give `synthesis:` to the ensemble, not to a member")
+        return self
+
+    @property
+    def display(self) -> str:
+        """Short name used in labels, tables and figures."""
+        return self.label
+
+    @property
+    def depth_layers(self) -> list[tuple[str, ...]]:
+        """One tuple per depth: the layer of each member matched jointly."""
+        return list(zip(*(m.layers for m in self.ensemble), strict=True))
+
+    @property
+    def layers(self) -> list[str]:
+        """The generation layers as their metamers name them (``relu1+block1.relu2``)."""
+        return ["+".join(dict.fromkeys(depth)) for depth in self.depth_layers]
+
+
+def _generator_kind(value: Any) -> str:
+    if isinstance(value, EnsembleSpec) or (isinstance(value, dict) and "ensemble" in value):
+        return "ensemble"
+    return "model"
+
+
+GeneratorSpec = Annotated[
+    Annotated[ModelSpec, Tag("model")] | Annotated[EnsembleSpec, Tag("ensemble")],
+    Discriminator(_generator_kind),
+]
+"""A generator: one model (:class:`ModelSpec`) or an ensemble (:class:`EnsembleSpec`)."""
+
+
 class ModelsSection(_Section):
     """Generating models (metamers are made from them) and observers (they judge the metamers)."""
 
-    generators: list[ModelSpec] = Field(min_length=1)
+    generators: list[GeneratorSpec] = Field(min_length=1)
     observers: list[ModelSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -96,12 +166,36 @@ class ModelsSection(_Section):
             raise ValueError(
                 f"model listed twice: {', '.join(duplicated)} (give one of them a distinct label)"
             )
+        for index, spec in enumerate(self.observers):
+            if spec.synthesis:
+                raise _KeyProblem(
+                    f"observers[{index}].synthesis", "only a generator has synthesis settings"
+                )
         return self
 
     @property
     def all(self) -> list[ModelSpec]:
-        """Generators then observers."""
-        return [*self.generators, *self.observers]
+        """Single-model generators then observers (ensembles are in :attr:`ensembles`)."""
+        return [*self.single_generators, *self.observers]
+
+    @property
+    def single_generators(self) -> list[ModelSpec]:
+        """Generators that are one model."""
+        return [g for g in self.generators if isinstance(g, ModelSpec)]
+
+    @property
+    def ensembles(self) -> list[EnsembleSpec]:
+        """Generators that are ensembles."""
+        return [g for g in self.generators if isinstance(g, EnsembleSpec)]
+
+    @property
+    def generating_models(self) -> list[ModelSpec]:
+        """Every model that generates metamers, alone or in an ensemble, once per name."""
+        members = [m for e in self.ensembles for m in e.ensemble]
+        unique: dict[tuple, ModelSpec] = {}
+        for spec in [*self.single_generators, *members]:
+            unique.setdefault(tuple(sorted(spec.load_settings().items())), spec)
+        return list(unique.values())
 
 
 class StimuliSection(_Section):
@@ -135,18 +229,7 @@ class SynthesisSection(_Section):
     def _known_overrides(self) -> SynthesisSection:
         if self.preset not in PRESETS:
             raise _KeyProblem("preset", f"unknown preset {self.preset!r}", sorted(PRESETS))
-        known = sorted(SynthesisSettings.model_fields)
-        for key in self.overrides:
-            if key not in known:
-                raise _KeyProblem(key, "unknown key", [*known, "preset"])
-        values = PRESETS[self.preset].model_dump() | self.overrides
-        try:
-            SynthesisSettings(**values)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            key = ".".join(str(p) for p in error["loc"]) or "preset"
-            message = error["msg"].removeprefix("Value error, ")
-            raise _KeyProblem(key, f"{message} (got {_short(error.get('input'))})") from None
+        check_synthesis_overrides(self.preset, self.overrides)
         return self
 
     @property
@@ -154,9 +237,42 @@ class SynthesisSection(_Section):
         """The settings that override the preset."""
         return dict(self.model_extra or {})
 
-    def resolved(self) -> dict[str, Any]:
-        """Every synthesis setting (preset plus overrides), as JSON-ready values."""
-        return get_preset(self.preset, **self.overrides).model_dump(mode="json")
+    def resolved(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Every synthesis setting (preset plus overrides), as JSON-ready values.
+
+        Parameters
+        ----------
+        extra
+            Further overrides on top of the section's (a generator's own ``synthesis``).
+        """
+        overrides = self.overrides | (extra or {})
+        return get_preset(self.preset, **overrides).model_dump(mode="json")
+
+
+def check_synthesis_overrides(preset: str, overrides: dict[str, Any], where: str = "") -> None:
+    """Raise a :class:`_KeyProblem` at ``where + KEY`` for an unknown or invalid override.
+
+    Parameters
+    ----------
+    preset
+        The preset the overrides apply to (a key of ``PRESETS``).
+    overrides
+        Setting name → value.
+    where
+        Prefix of the reported key path (``"models.generators[1].synthesis."``).
+    """
+    known = sorted(SynthesisSettings.model_fields)
+    for key in overrides:
+        if key not in known:
+            raise _KeyProblem(where + key, "unknown key", [*known, "preset"])
+    values = PRESETS[preset].model_dump() | overrides
+    try:
+        SynthesisSettings(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(p) for p in error["loc"]) or "preset"
+        message = error["msg"].removeprefix("Value error, ")
+        raise _KeyProblem(where + key, f"{message} (got {_short(error.get('input'))})") from None
 
 
 class NullSection(_Section):
@@ -320,6 +436,27 @@ class StudyConfig(_Section):
     executor: ExecutorSection = Field(default_factory=ExecutorSection)
     brain: BrainSection | None = None
     source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _generator_synthesis(self) -> StudyConfig:
+        for index, spec in enumerate(self.models.generators):
+            if spec.synthesis:
+                check_synthesis_overrides(
+                    self.synthesis.preset,
+                    self.synthesis.overrides | spec.synthesis,
+                    f"models.generators[{index}].synthesis.",
+                )
+        return self
+
+    def synthesis_for(self, spec: ModelSpec | EnsembleSpec) -> dict[str, Any]:
+        """Every synthesis setting of one generator: the study's, then its own overrides.
+
+        Parameters
+        ----------
+        spec
+            A generator of this study.
+        """
+        return self.synthesis.resolved(spec.synthesis)
 
     @model_validator(mode="after")
     def _brain_models_exist(self) -> StudyConfig:
@@ -515,8 +652,19 @@ def _resolve_paths(config: StudyConfig, base_dir: Path) -> StudyConfig:
             changes["weights"] = _resolve(spec.weights, base_dir)
         return spec.model_copy(update=changes)
 
+    def generator(spec: ModelSpec | EnsembleSpec) -> ModelSpec | EnsembleSpec:
+        changes: dict[str, Any] = {}
+        if isinstance(spec, EnsembleSpec):
+            changes["ensemble"] = [model(m) for m in spec.ensemble]
+        else:
+            spec = model(spec)
+        source = (spec.synthesis or {}).get("init_source")
+        if source:
+            changes["synthesis"] = {**spec.synthesis, "init_source": _resolve(source, base_dir)}
+        return spec.model_copy(update=changes)
+
     models = ModelsSection(
-        generators=[model(m) for m in config.models.generators],
+        generators=[generator(m) for m in config.models.generators],
         observers=[model(m) for m in config.models.observers],
     )
     stimuli = config.stimuli.model_copy(
@@ -525,6 +673,12 @@ def _resolve_paths(config: StudyConfig, base_dir: Path) -> StudyConfig:
             "labels": config.stimuli.labels and _resolve(config.stimuli.labels, base_dir),
         }
     )
+    synthesis = config.synthesis
+    if synthesis.overrides.get("init_source"):
+        source = _resolve(synthesis.overrides["init_source"], base_dir)
+        synthesis = SynthesisSection(
+            preset=synthesis.preset, **synthesis.overrides | {"init_source": source}
+        )
     null = config.null.model_copy(update={"stimuli": _resolve_spec(config.null.stimuli, base_dir)})
     human = config.evaluation.human and _resolve(config.evaluation.human, base_dir)
     evaluation = config.evaluation.model_copy(update={"human": human})
@@ -539,6 +693,7 @@ def _resolve_paths(config: StudyConfig, base_dir: Path) -> StudyConfig:
         update={
             "models": models,
             "stimuli": stimuli,
+            "synthesis": synthesis,
             "null": null,
             "evaluation": evaluation,
             "brain": brain,
@@ -560,22 +715,32 @@ def _resolve_spec(spec: str, base_dir: Path) -> str:
 def _first_error(exc: ValidationError) -> str:
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     error = errors[0]
-    loc = tuple(error["loc"])
+    loc, model = _without_tags(tuple(error["loc"]))
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     context = error.get("ctx") or {}
     problem = context.get("error")
     if isinstance(problem, _KeyProblem):
-        hint = _did_you_mean(problem.key, problem.known) if problem.known else ""
+        hint = _did_you_mean(problem.key.rsplit(".", 1)[-1], problem.known) if problem.known else ""
         if problem.known and problem.problem != "unknown key":
             hint = _did_you_mean(problem.problem.split("'")[1], problem.known)
         return f"{_format_loc((*loc, problem.key))}: {problem.problem}{hint}{more}"
     if error["type"] == "extra_forbidden":
-        known = _fields_at(StudyConfig, loc[:-1])
+        known = _fields_at(StudyConfig, loc[:-1]) if model is None else _fields_at(model, ())
         return f"{_format_loc(loc)}: unknown key{_did_you_mean(str(loc[-1]), known)}{more}"
     if error["type"] == "missing":
         return f"{_format_loc(loc)}: missing key{more}"
     message = error["msg"].removeprefix("Value error, ")
     return f"{_format_loc(loc)}: {message} (got {_short(error.get('input'))}){more}"
+
+
+def _without_tags(loc: tuple) -> tuple[tuple, type[BaseModel] | None]:
+    """``loc`` without the generator kind's tag, and the model class the tag chose (if any)."""
+    tags = {"model": ModelSpec, "ensemble": EnsembleSpec}
+    for i in range(2, len(loc)):
+        if loc[i - 2] == "generators" and isinstance(loc[i - 1], int) and loc[i] in tags:
+            model = tags[loc[i]] if len(loc) == i + 2 else None
+            return (*loc[:i], *loc[i + 1 :]), model
+    return loc, None
 
 
 def _format_loc(loc: tuple) -> str:
@@ -596,14 +761,20 @@ def _did_you_mean(key: str, known: list[str]) -> str:
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        inner = getattr(annotation, "__args__", None) or (annotation,)
-        nested = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not nested:
+    parts = [str(part) for part in loc if not isinstance(part, int)]
+    for index, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        nested = _models_in(getattr(field, "annotation", None))
+        following = parts[index + 1] if index + 1 < len(parts) else None
+        fitting = [m for m in nested if following is None or following in m.model_fields]
+        if not fitting:
             return []
-        model = nested[0]
+        model = fitting[0]
     return sorted(name for name in model.model_fields if name != "source")
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside a type annotation (through lists, unions, ``Annotated``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from metamers.stimuli import StimulusSet, resolve_stimuli
-from metamers.studies.config import ModelSpec, StudyConfig
+from metamers.studies.config import EnsembleSpec, ModelSpec, StudyConfig
 from metamers.studies.tasks import KINDS
 
 # Bump when a kind's outputs change meaning, so that old results are recomputed.
@@ -311,11 +311,13 @@ def _plan_features(plan: Plan, study: StudyConfig, stimuli: StimulusSet) -> dict
 
 
 def _plan_nulls(plan: Plan, study: StudyConfig) -> dict[str, str]:
+    """Null tasks, keyed by model display name (ensemble members: ``ENSEMBLE/MEMBER``)."""
     if not study.null.enabled:
         return {}
     pool = resolve_stimuli(study.null.stimuli)
+    members = [(f"{e.display}/{m.display}", m) for e in study.models.ensembles for m in e.ensemble]
     keys = {}
-    for spec in study.models.all:
+    for name, spec in [*((s.display, s) for s in study.models.all), *members]:
         settings = {
             "model": spec.load_settings(),
             "layers": list(spec.layers),
@@ -323,28 +325,42 @@ def _plan_nulls(plan: Plan, study: StudyConfig) -> dict[str, str]:
             "pairs": study.null.pairs,
             "seed": study.seed,
         }
-        keys[spec.display] = plan.add("null", f"null {spec.display}", settings).key
+        keys[name] = plan.add("null", f"null {spec.display}", settings).key
     return keys
+
+
+Generator = ModelSpec | EnsembleSpec
 
 
 def _plan_generation(
     plan: Plan, study: StudyConfig, stimuli: StimulusSet
-) -> list[tuple[ModelSpec, str]]:
-    """Generation tasks as ``(generator, key)``."""
-    synthesis = study.synthesis.resolved()
+) -> list[tuple[Generator, str]]:
+    """Generation tasks as ``(generator, key)``.
+
+    A generator with its own synthesis settings, and an ensemble, records its
+    label in its tasks' settings: its metamers are named by it in every table
+    (:func:`metamers.studies.tasks.load_generated`).
+    """
     size = study.stimuli.chunk
     chunks = [stimuli[i : i + size] for i in range(0, len(stimuli), size)]
     tasks = []
     for spec in study.models.generators:
-        for layer in spec.layers:
+        synthesis = study.synthesis_for(spec)
+        for depth, layer in enumerate(spec.layers):
             for number, chunk in enumerate(chunks):
-                settings = {
-                    "model": spec.load_settings(),
-                    "layer": layer,
+                settings: dict[str, Any] = {
                     "stimuli": stimulus_settings(chunk),
                     "synthesis": synthesis,
                     "seed": study.seed,
                 }
+                if isinstance(spec, EnsembleSpec):
+                    settings["models"] = [m.load_settings() for m in spec.ensemble]
+                    settings["layers"] = list(spec.depth_layers[depth])
+                else:
+                    settings["model"] = spec.load_settings()
+                    settings["layer"] = layer
+                if isinstance(spec, EnsembleSpec) or spec.synthesis:
+                    settings["label"] = spec.display
                 suffix = f" #{number}" if len(chunks) > 1 else ""
                 label = f"generate {spec.display} {layer}{suffix}"
                 tasks.append((spec, plan.add("generate", label, settings).key))
@@ -352,15 +368,21 @@ def _plan_generation(
 
 
 def _plan_validation(
-    plan: Plan, study: StudyConfig, generated: list[tuple[ModelSpec, str]], nulls: dict[str, str]
+    plan: Plan, study: StudyConfig, generated: list[tuple[Generator, str]], nulls: dict[str, str]
 ) -> list[str]:
     if not generated or not nulls:
         return []
     keys = []
     for spec, key in generated:
         label = plan.tasks[key].label.replace("generate", "validate", 1)
-        settings = {"model": spec.load_settings(), **_judgement_settings(study)}
-        keys.append(plan.add("validate", label, settings, [key, nulls[spec.display]]).key)
+        if isinstance(spec, EnsembleSpec):
+            models = {"models": [m.load_settings() for m in spec.ensemble]}
+            null_keys = [nulls[f"{spec.display}/{m.display}"] for m in spec.ensemble]
+        else:
+            models = {"model": spec.load_settings()}
+            null_keys = [nulls[spec.display]]
+        settings = {**models, **_judgement_settings(study)}
+        keys.append(plan.add("validate", label, settings, [key, *null_keys]).key)
     return keys
 
 
@@ -368,7 +390,7 @@ def _plan_evaluation(
     plan: Plan,
     study: StudyConfig,
     stimuli: StimulusSet,
-    generated: list[tuple[ModelSpec, str]],
+    generated: list[tuple[Generator, str]],
     validated: list[str],
     nulls: dict[str, str],
 ) -> list[str]:
@@ -386,7 +408,7 @@ def _plan_evaluation(
         settings = {
             "observer": observer.load_settings(),
             "layers": list(observer.layers),
-            "generators": [g.load_settings() for g in study.models.generators],
+            "generators": [g.load_settings() for g in study.models.generating_models],
             "stimuli": stimulus_settings(stimuli),
             "accepted_only": evaluation.accepted_only,
             **_judgement_settings(study),
@@ -510,29 +532,28 @@ def check_study(study: StudyConfig) -> list[str]:
 
     problems: list[str] = []
     modalities: dict[str, str] = {}
-    sections = [("generators", study.models.generators), ("observers", study.models.observers)]
-    for section, specs in sections:
-        for index, spec in enumerate(specs):
-            where = f"models.{section}[{index}]"
-            if spec.weights and not Path(spec.weights).is_file():
-                problems.append(f"{where}.weights: no such file: {spec.weights}")
-            try:  # the architecture only: the layer names do not depend on the weights
-                model = load_model(spec.name, random_weights=True, trust_code=spec.trust_code)
-            except MetamersError as exc:
-                problems.append(f"{where}.name: {one_line(exc)}")
-                continue
-            modalities[spec.display] = model.modality
-            known = model.layer_names()
-            problems += [
-                f"{where}.layers: {unknown_layer_message(layer, spec.name, known)}"
-                for layer in spec.layers
-                if layer not in known
-            ]
+    for where, spec in _model_entries(study):
+        if spec.weights and not Path(spec.weights).is_file():
+            problems.append(f"{where}.weights: no such file: {spec.weights}")
+        try:  # the architecture only: the layer names do not depend on the weights
+            model = load_model(spec.name, random_weights=True, trust_code=spec.trust_code)
+        except MetamersError as exc:
+            problems.append(f"{where}.name: {one_line(exc)}")
+            continue
+        modalities[where] = model.modality
+        known = model.layer_names()
+        problems += [
+            f"{where}.layers: {unknown_layer_message(layer, spec.name, known)}"
+            for layer in spec.layers
+            if layer not in known
+        ]
     generator_kinds = {
-        modalities[g.display] for g in study.models.generators if g.display in modalities
+        modalities[where]
+        for where, _ in _model_entries(study)
+        if where.startswith("models.generators") and where in modalities
     }
     for index, spec in enumerate(study.models.observers):
-        kind = modalities.get(spec.display)
+        kind = modalities.get(f"models.observers[{index}]")
         if kind is not None and generator_kinds and kind not in generator_kinds:
             problems.append(
                 f"models.observers[{index}]: {spec.display} takes {kind} stimuli but the "
@@ -562,3 +583,16 @@ def check_study(study: StudyConfig) -> list[str]:
                     f"{study.null.stimuli} has {pool}; give a larger set or set `enabled: false`"
                 )
     return problems
+
+
+def _model_entries(study: StudyConfig) -> list[tuple[str, ModelSpec]]:
+    """Every single model of the study with its key path (ensemble members included)."""
+    entries = []
+    for index, spec in enumerate(study.models.generators):
+        where = f"models.generators[{index}]"
+        if isinstance(spec, EnsembleSpec):
+            entries += [(f"{where}.ensemble[{i}]", m) for i, m in enumerate(spec.ensemble)]
+        else:
+            entries.append((where, spec))
+    entries += [(f"models.observers[{i}]", m) for i, m in enumerate(study.models.observers)]
+    return entries

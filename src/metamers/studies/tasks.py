@@ -296,10 +296,15 @@ def _run_generate(ctx: TaskContext) -> dict[str, Any]:
 
     settings = ctx.settings
     stimuli = load_stimulus_set(settings["stimuli"])
-    model = ctx.model(settings["model"])
+    if "models" in settings:  # an ensemble: one job matching one layer of every member
+        models = [ctx.model(spec) for spec in settings["models"]]
+        model, jobs = models[0], [tuple(settings["layers"])]
+    else:
+        model = ctx.model(settings["model"])
+        models, jobs = [model], [settings["layer"]]
     results = generate_metamers(
-        model,
-        [settings["layer"]],
+        models if len(models) > 1 else model,
+        jobs,
         stimuli,
         ctx.out,
         SynthesisSettings(**settings["synthesis"]),
@@ -355,9 +360,34 @@ def _generate_line(max_steps: int | None) -> Callable[[dict], str]:
 
 
 def _generated_results(ctx: TaskContext) -> list:
+    return [r for ref in ctx.inputs_of("generate") for r in load_generated(ref.path, ref.settings)]
+
+
+def load_generated(path: str | Path, settings: dict[str, Any]) -> list:
+    """The metamers a finished ``generate`` task stored, named as the study names them.
+
+    A generator with its own label in the task (a synthesis condition or an
+    ensemble) gives its metamers that name (:attr:`MetamerResult.generator`),
+    so that two conditions of one model stay apart in every table.
+
+    Parameters
+    ----------
+    path
+        The task's folder.
+    settings
+        The task's settings (``label`` when the planner recorded one).
+
+    Returns
+    -------
+    list of MetamerResult
+        As :func:`metamers.synthesis.load_results` reads them.
+    """
     from metamers.synthesis import load_results
 
-    return [result for ref in ctx.inputs_of("generate") for result in load_results(ref.path)]
+    results = load_results(path)
+    for result in results:
+        result.label = settings.get("label")
+    return results
 
 
 def _label_space(settings: dict[str, Any]):
@@ -378,19 +408,21 @@ def _run_validate(ctx: TaskContext) -> dict[str, Any]:
     from metamers.validation import validate_results
 
     settings = ctx.settings
-    model = ctx.model(settings["model"])
-    (null_ref,) = ctx.inputs_of("null")
+    models, nulls = {}, {}
+    for ref in ctx.inputs_of("null"):  # one per generating model (several for an ensemble)
+        model = ctx.model(ref.settings["model"])
+        models[model.name], nulls[model.name] = model, load_null(ref, model)
     results = _generated_results(ctx)
-    null = load_null(null_ref, model)
     table = validate_results(
         results,
-        {model.name: null},
-        models={model.name: model},
+        nulls,
+        models=models,
         labels=_label_space(settings),
         criterion=_criterion(settings),
     )
     write_table(table, ctx.out / "acceptance")
-    _write_similarity_matrix(ctx, model, null, results)
+    if len(models) == 1:
+        _write_similarity_matrix(ctx, model, nulls[model.name], results)
     return {
         "metamers": len(results),
         "accepted": int(table["accepted"].sum()),
@@ -404,7 +436,7 @@ def _write_similarity_matrix(ctx: TaskContext, model, null, results) -> None:
 
     from metamers.validation import similarity_matrix
 
-    mine = [r for r in results if r.layer is not None and r.generator == model.name]
+    mine = [r for r in results if r.layer is not None and r.models == (model.name,)]
     if not mine:
         return
     matrix = similarity_matrix(
@@ -519,8 +551,11 @@ def _run_brain(ctx: TaskContext) -> dict[str, Any]:
 
 def _generate_estimate(settings: dict[str, Any]) -> tuple[int, float]:
     steps = int(settings["synthesis"]["max_steps"]) * len(settings["stimuli"]["ids"])
-    model = _cached_model(tuple(sorted(settings["model"].items())), "cpu")
-    scale = max(math.prod(model.input_shape) / REFERENCE_INPUT, MIN_SCALE)
+    specs = settings["models"] if "models" in settings else [settings["model"]]
+    scale = 0.0
+    for spec in specs:
+        model = _cached_model(tuple(sorted(spec.items())), "cpu")
+        scale += max(math.prod(model.input_shape) / REFERENCE_INPUT, MIN_SCALE)
     return steps, steps * SECONDS_PER_IMAGE_STEP * scale
 
 

@@ -39,6 +39,10 @@ class MetamerResult:
     status
         ``done``, or ``failed`` (non-finite loss persisted; the tensor is its
         last finite state and must not be used as a metamer).
+    label
+        Name of the generator in tables, when it is not the model name(s): set
+        by a study for a generator with its own synthesis settings or an ensemble
+        (not stored with the metamer).
     """
 
     stimulus_id: str
@@ -50,11 +54,13 @@ class MetamerResult:
     settings: dict = field(default_factory=dict)
     path: Path | None = None
     status: str = "done"
+    label: str | None = None
 
     @property
     def generator(self) -> str:
-        """Display name of the generating model(s): ``lite0`` or ``lite0+lite1``."""
-        return "+".join(self.models)
+        """Display name of the generator: its ``label`` when it has one (a study's synthesis
+        condition or ensemble), else the model name(s): ``lite0`` or ``lite0+lite1``."""
+        return self.label or "+".join(self.models)
 
     @property
     def layer(self) -> str:
