@@ -21,6 +21,7 @@ BUILTIN = {
     "efficientnet_lite2",
     *ZOO_SPECS,
     *WORD_SPECS,
+    "silero_vad",
 }
 
 
@@ -65,7 +66,8 @@ def test_a_builtin_name_is_refused_in_one_line(fresh_registry):
     assert "'efficientnet_lite0' is built in" in str(info.value)
     with pytest.raises(ModelError, match="'mnist_cnn_s0' is built in"):
         register_model(_tiny_entry("mnist_cnn_s0"))
-    assert {e.source for e in registered_models() if e.name in BUILTIN} == {"bundled", "zoo"}
+    sources = {e.source for e in registered_models() if e.name in BUILTIN}
+    assert sources == {"bundled", "zoo", "pretrained"}
 
 
 def test_a_source_like_name_is_refused(fresh_registry):

@@ -110,6 +110,17 @@ class PixelModel(nn.Module):
         self.eval()
 
     @property
+    def is_classifier(self) -> bool:
+        """Whether the output holds class scores to decide by (``info["classifier"]``, default yes).
+
+        A model that declares ``info={"classifier": False}`` (the silero-vad speech
+        detector: its output is a speech probability per 32-ms chunk) has no
+        decisions: it serves extraction and the representation test, and
+        ``metamers classify`` refuses it.
+        """
+        return bool(self.info.get("classifier", True))
+
+    @property
     def modality(self) -> str:
         """``"image"`` for ``(C, H, W)`` inputs, ``"audio"`` for ``(T,)`` inputs."""
         return "audio" if len(self.input_shape) == 1 else "image"

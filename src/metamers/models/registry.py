@@ -1,7 +1,8 @@
 """Model names: the project's registry plus ``timm:``, ``torchvision:`` and ``file:`` sources.
 
 The registry holds two catalogues. The built-in one (the bundled
-EfficientNet-Lite models and the MNIST zoo of :mod:`metamers.models.zoo`) is
+EfficientNet-Lite models, the MNIST zoo of :mod:`metamers.models.zoo`, the word
+models and the foreign, pretrained silero-vad of :mod:`metamers.models.silero`) is
 registered once, on first use, and always before any entry of yours; it
 imports its members, never the other way round, and an import error inside it
 raises instead of leaving models out. Your own entries
