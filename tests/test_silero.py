@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from metamers.models.silero import (
 )
 from metamers.stimuli import resolve_stimuli
 
+TINYGRAD_REFERENCE = Path(__file__).parent / "data" / "silero_tinygrad_reference.npz"
 ONNX_NAMES = {
     "model.stft.forward_basis_buffer": "stft.weight",
     **{f"model.encoder.{i}.reparam_conv.": f"conv{i + 1}." for i in range(4)},
@@ -76,6 +78,19 @@ def test_silero_vad_follows_the_model_contract(model):
     shapes = model.layer_shapes()
     assert shapes["stft"] == (129, 252) and shapes["relu2"] == (64, 126)
     assert shapes["lstm"] == (128, 63) and shapes["logits"] == (63,)
+
+
+def test_the_port_equals_the_wheels_tinygrad_model_on_its_safetensors_weights(model):
+    """Reference: ``silero_vad/tinygrad_model.py`` of the wheel with ``silero_vad_16k.safetensors``.
+
+    Recorded with tinygrad 0.14.0 (its pure-Python device), chunk by chunk with the state
+    carried, on 8 chunks around two spoken test words (``scripts/silero_tinygrad_reference.py``).
+    """
+    reference = np.load(TINYGRAD_REFERENCE)
+    with torch.no_grad():
+        ours = model.net(torch.from_numpy(reference["waveform"])).numpy()
+    assert reference["probability"].min() > 0.5  # the words are speech to the detector
+    assert np.abs(ours - reference["probability"]).max() <= 1e-5
 
 
 def test_the_port_equals_the_wheels_onnx_model_given_the_onnx_weights(model, clips):
