@@ -185,7 +185,7 @@ def contrast_figure(contrasts: pd.DataFrame) -> Figure:
         :func:`~metamers.evaluation.findings.contrast_table`'s table.
     """
     shown = contrasts.dropna(subset=["diff"]).reset_index(drop=True)
-    fig, axis = plt.subplots(figsize=(7.5, 0.24 * len(shown) + 1.0))
+    fig, axis = plt.subplots(figsize=(11.0, 0.24 * len(shown) + 1.0))
     y = list(range(len(shown)))[::-1]
     error = [shown["diff"] - shown["ci_low"], shown["ci_high"] - shown["diff"]]
     axis.errorbar(shown["diff"], y, xerr=error, fmt="o", markersize=3, capsize=2)
@@ -194,5 +194,5 @@ def contrast_figure(contrasts: pd.DataFrame) -> Figure:
         y, [f"Q{q} {c}" for q, c in zip(shown["question"], shown["contrast"])], fontsize=6
     )
     axis.set_xlabel("difference in recognisability (95% CI)")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.42, right=0.98, top=0.98, bottom=0.6 / fig.get_figheight())
     return fig

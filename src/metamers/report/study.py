@@ -33,6 +33,9 @@ from metamers.studies.store import StudyStore, TaskRecord
 
 SectionBuilder = Callable[[StudyStore, list[TaskRecord], dict[str, pd.DataFrame]], list[Section]]
 
+SHOWN_STIMULI = 12
+"""Stimuli per generator shown (or played) in the report's Metamers section."""
+
 
 def build_report(study_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Any]:
     """Build a study's report from its catalog.
@@ -238,11 +241,19 @@ def _metamers_section(
                 "loss": [float(r.losses[-1]) if len(r.losses) else np.nan for r in mine],
             }
         )
+        shown_ids = list(references)[:SHOWN_STIMULI]
+        shown = frame[frame["stimulus"].isin(shown_ids)]
+        shown_references = {k: references[k] for k in shown_ids}
+        if len(references) > SHOWN_STIMULI:
+            section.notes.append(
+                f"{generator}: the first {SHOWN_STIMULI} of {len(references)} stimuli are shown; "
+                "every metamer is listed in tables/metamers.csv with its folder"
+            )
         if mine[0].reference.ndim == 1:  # waveforms: players and cochleagrams
             rate = int(mine[0].settings.get("sample_rate", DEFAULT_SAMPLE_RATE))
-            section.sounds += sound_rows(references, frame, generator, rate)
+            section.sounds += sound_rows(shown_references, shown, generator, rate)
         else:
-            section.figures.append(figures.metamer_grid(references, frame, title=generator))
+            section.figures.append(figures.metamer_grid(shown_references, shown, title=generator))
         for r in mine:
             steps = np.arange(1, len(r.losses) + 1)
             keep = _thin(len(steps))
