@@ -147,6 +147,20 @@ def test_findings_quick_study_end_to_end(tmp_path):
     ensemble = acceptance[acceptance["generator"] == "ensemble"]
     assert set(ensemble["model"]) == {"mnist_cnn_s0", "mnist_resnet_s0", "mnist_vit_s0"}
     assert ensemble.groupby("result_index")["model"].nunique().eq(3).all()
+    # recognisability judges exactly the accepted metamers of each generator, even where
+    # two generators (a model and its conditions) share a model and layer names
+    accepted = acceptance[acceptance["accepted_all_models"]]
+    accepted = set(
+        zip(accepted["generator"], accepted["generation_layer"], accepted["stimulus_id"])
+    )
+    recognition = pd.read_parquet(tables / "recognition.parquet")
+    judged = set(zip(recognition["generator"], recognition["layer"], recognition["stimulus_id"]))
+    assert judged == accepted
+    by_generator = {}
+    for generator, layer, stimulus in accepted:
+        by_generator.setdefault(generator, set()).add((layer, stimulus))
+    cnn_runs = [by_generator.get(g, set()) for g in ("mnist_cnn_s0", "cnn_published_steps")]
+    assert cnn_runs[0] != cnn_runs[1]  # so the check above can tell them apart
     conditions = pd.read_parquet(tables / "findings_conditions.parquet").set_index(
         ["generator", "layer"]
     )

@@ -485,17 +485,10 @@ def depth_table(catalogue: Catalogue, measures: Measures) -> pd.DataFrame:
         ``generator, training, kind, depth, layer, recognisability, ci_low, ci_high,
         n, accepted_fraction, accepted_n``.
     """
-    from metamers.evaluation.recognition import bootstrap_mean
-
     rows = []
     for g in catalogue.generators:
         observers = [o.name for o in catalogue.held_out(g)]
         for layer in g.layers:
-            values = per_stimulus(
-                measures.recognition, "correct_vs_label", [g.name], [layer], observers
-            )
-            stats = bootstrap_mean(values.to_numpy(), n_boot=measures.n_boot, seed=measures.seed)
-            accepted = acceptance_rate(measures.acceptance, g.name, layer)
             rows.append(
                 {
                     "generator": g.name,
@@ -503,14 +496,42 @@ def depth_table(catalogue: Catalogue, measures: Measures) -> pd.DataFrame:
                     "kind": _kind(g),
                     "depth": g.depth(layer),
                     "layer": layer,
-                    "recognisability": stats["mean"],
-                    "ci_low": stats["ci_low"],
-                    "ci_high": stats["ci_high"],
-                    "n": stats["n"],
-                    **accepted,
+                    **recognisability(measures, g.name, layer, observers),
+                    **acceptance_rate(measures.acceptance, g.name, layer),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def recognisability(
+    measures: Measures, generator: str, layer: str, observers: Sequence[str]
+) -> dict[str, Any]:
+    """Mean recognisability of one generator layer's metamers by ``observers``, with its CI.
+
+    Parameters
+    ----------
+    measures
+        The study's per-stimulus tables.
+    generator, layer
+        The metamers (as the tables name them).
+    observers
+        Whose decisions count (averaged per stimulus first).
+
+    Returns
+    -------
+    dict
+        ``recognisability``, ``ci_low``, ``ci_high`` (bootstrap over stimuli) and ``n``.
+    """
+    from metamers.evaluation.recognition import bootstrap_mean
+
+    values = per_stimulus(measures.recognition, "correct_vs_label", [generator], [layer], observers)
+    stats = bootstrap_mean(values.to_numpy(), n_boot=measures.n_boot, seed=measures.seed)
+    return {
+        "recognisability": stats["mean"],
+        "ci_low": stats["ci_low"],
+        "ci_high": stats["ci_high"],
+        "n": stats["n"],
+    }
 
 
 def _kind(g: GeneratorFacts) -> str:
@@ -649,8 +670,6 @@ def conditions_table(catalogue: Catalogue, measures: Measures) -> pd.DataFrame:
         meet it, ``reached`` (their share), ``recognisability`` (+ CI, n) by
         held-out observers, ``pull_class`` and ``pull_share`` (:func:`class_pull`).
     """
-    from metamers.evaluation.recognition import bootstrap_mean
-
     models_with_conditions = {g.models for g in catalogue.generators if g.condition}
     rows = []
     for g in catalogue.generators:
@@ -675,17 +694,8 @@ def conditions_table(catalogue: Catalogue, measures: Measures) -> pd.DataFrame:
                     "steps_ci_high": stats[2],
                     "reached": len(reached) / len(steps) if len(steps) else np.nan,
                 }
-            values = per_stimulus(
-                measures.recognition, "correct_vs_label", [g.name], [layer], observers
-            )
-            stats = bootstrap_mean(values.to_numpy(), n_boot=measures.n_boot, seed=measures.seed)
-            row |= {
-                "recognisability": stats["mean"],
-                "ci_low": stats["ci_low"],
-                "ci_high": stats["ci_high"],
-                "n": stats["n"],
-                **class_pull(measures.recognition, g.name, layer, observers),
-            }
+            row |= recognisability(measures, g.name, layer, observers)
+            row |= class_pull(measures.recognition, g.name, layer, observers)
             rows.append(row)
     return pd.DataFrame(rows)
 
