@@ -164,9 +164,10 @@ def main() -> None:
             if (tables / f"findings_{t}.parquet").is_file()
         }
         (images / f"{name}_depth.png").write_bytes(figure_png(depth_figure(read["depth"]), dpi=110))
-        (images / f"{name}_contrasts.png").write_bytes(
-            figure_png(contrast_figure(read["contrasts"]), dpi=110)
-        )
+        if name == "findings":  # the ImageNet part has one contrast
+            (images / f"{name}_contrasts.png").write_bytes(
+                figure_png(contrast_figure(read["contrasts"]), dpi=110)
+            )
         print(f"\n## {name}: question 1 (depth)\n\n{depth_markdown(read['depth'])}")
         for question in ("1", "2", "3", "4", "6"):
             if question in set(read["contrasts"]["question"].astype(str)):
