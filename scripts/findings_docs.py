@@ -27,6 +27,11 @@ def _ci(mean: float, low: float, high: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
+def _cis(frame: pd.DataFrame, mean: str, low: str, high: str, digits: int = 2) -> list[str]:
+    """``mean [low, high]`` for each row of three columns of ``frame``."""
+    return [_ci(m, lo, hi, digits) for m, lo, hi in zip(frame[mean], frame[low], frame[high])]
+
+
 def _markdown(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
@@ -69,9 +74,7 @@ def contrast_markdown(contrasts: pd.DataFrame, question: str) -> str:
             "contrast": rows["contrast"],
             "a": rows["a"].round(2),
             "b": rows["b"].round(2),
-            "a − b [95% CI]": [
-                _ci(d, lo, hi) for d, lo, hi in zip(rows["diff"], rows["ci_low"], rows["ci_high"])
-            ],
+            "a − b [95% CI]": _cis(rows, "diff", "ci_low", "ci_high"),
             "n (a, b)": [f"{a}, {b}" for a, b in zip(rows["n_a"], rows["n_b"])],
             "p": rows["p"].round(3),
         }
@@ -85,28 +88,13 @@ def conditions_markdown(conditions: pd.DataFrame) -> str:
         {
             "generator": conditions["generator"],
             "depth": conditions["depth"],
-            "accepted [95% CI]": [
-                _ci(m, lo, hi)
-                for m, lo, hi in zip(
-                    conditions["accepted_fraction"],
-                    conditions["accepted_ci_low"],
-                    conditions["accepted_ci_high"],
-                )
-            ],
-            "steps to SNR criterion, median [95% CI]": [
-                _ci(m, lo, hi, 0)
-                for m, lo, hi in zip(
-                    conditions["steps_median"],
-                    conditions["steps_ci_low"],
-                    conditions["steps_ci_high"],
-                )
-            ],
-            "recognisability [95% CI]": [
-                _ci(m, lo, hi)
-                for m, lo, hi in zip(
-                    conditions["recognisability"], conditions["ci_low"], conditions["ci_high"]
-                )
-            ],
+            "accepted [95% CI]": _cis(
+                conditions, "accepted_fraction", "accepted_ci_low", "accepted_ci_high"
+            ),
+            "steps to SNR criterion, median [95% CI]": _cis(
+                conditions, "steps_median", "steps_ci_low", "steps_ci_high", 0
+            ),
+            "recognisability [95% CI]": _cis(conditions, "recognisability", "ci_low", "ci_high"),
             "pull (class: share)": [
                 f"{c}: {s:.2f}" if pd.notna(s) else "—"
                 for c, s in zip(conditions["pull_class"], conditions["pull_share"])
