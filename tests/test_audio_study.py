@@ -24,7 +24,10 @@ SMALL = {
     "seed": 0,
     "models": {
         "generators": [{"name": "word_cnn_s0", "label": "cnn", "layers": ["relu0"]}],
-        "observers": [{"name": "word_resnet_s0", "label": "resnet", "layers": ["conv1_relu1"]}],
+        "observers": [
+            {"name": "word_resnet_s0", "label": "resnet", "layers": ["conv1_relu1"]},
+            {"name": "silero_vad", "label": "vad", "layers": ["stft"]},
+        ],
     },
     "stimuli": {"spec": "bundled:words", "limit": 2, "chunk": 2},
     "synthesis": {"preset": "fast", "max_steps": 80},
@@ -59,6 +62,15 @@ def test_audio_metamers_match_the_reference_and_are_judged(study_dir):
     assert set(acceptance["stimulus_id"]) == set(metamers["stimulus_id"])
     assert acceptance["null_stimuli"].min() >= 2  # nulls of different speech-in-noise clips
     assert acceptance["accepted"].all()  # same word, and every metric above the null's maximum
+
+
+def test_a_detector_observer_gets_the_representation_test_and_no_recognition(study_dir):
+    tables = study_dir / "report" / "tables"
+    recognition = pd.read_csv(tables / "recognition.csv")
+    representation = pd.read_csv(tables / "representation.csv")
+    assert set(recognition["observer"]) == {"word_resnet_s0"}
+    vad = representation[representation["observer"] == "silero_vad"]
+    assert len(vad) == 2 and set(vad["observer_layer"]) == {"stft"}
 
 
 def test_the_report_measures_intelligibility(study_dir):

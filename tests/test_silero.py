@@ -11,7 +11,9 @@ import torch
 from typer.testing import CliRunner
 
 from metamers.cli.app import _register_commands, app
+from metamers.decisions import LabelSpace, classify
 from metamers.errors import ConfigError, ModelError
+from metamers.evaluation import recognition_table
 from metamers.models import load_model, validate_model
 from metamers.models.silero import (
     CHUNK,
@@ -21,7 +23,10 @@ from metamers.models.silero import (
     load_silero_state,
     silero_weights_path,
 )
+from metamers.null import compute_null
 from metamers.stimuli import resolve_stimuli
+from metamers.synthesis import MetamerResult
+from metamers.validation import judge
 
 TINYGRAD_REFERENCE = Path(__file__).parent / "data" / "silero_tinygrad_reference.npz"
 ONNX_NAMES = {
@@ -159,3 +164,31 @@ def test_classify_refuses_a_speech_detector_in_one_line():
     assert isinstance(done.exception, ConfigError)  # `main` prints it as one line, exit 2
     message = str(done.exception)
     assert message.startswith("silero_vad is not a classifier") and "\n" not in message
+
+
+def test_a_speech_detector_has_no_decisions_on_any_path(model, clips):
+    with pytest.raises(ConfigError, match="silero_vad is not a classifier"):
+        classify(model, clips[:2])
+    with pytest.raises(ConfigError, match="not a classifier"):
+        LabelSpace().decide(model, model(clips[:2]))
+
+
+@pytest.mark.filterwarnings("ignore::metamers.null.distribution.SmallNullWarning")
+def test_recognition_skips_a_detector_and_acceptance_judges_only_its_similarities(model, clips):
+    word_model = load_model("word_cnn_s1")
+    words = resolve_stimuli("bundled:words", limit=2)
+    waves = torch.stack([words.load_for(s, word_model) for s in words])
+    results = [
+        MetamerResult(s.id, ("word_cnn_s0",), ("relu0",), w, w, np.zeros(1))
+        for s, w in zip(words, waves, strict=True)
+    ]
+    table = recognition_table(results, [model, word_model])
+    assert set(table["observer"]) == {"word_cnn_s1"} and len(table) == 2
+
+    pool = resolve_stimuli("bundled:words-noisy", limit=8)
+    null = compute_null(model, ["stft"], pool, 20, use_cache=False)
+    judged = judge(model, clips[:2], clips[:2], ["stft"], null, check_label=True)
+    assert "label_match" not in judged.columns
+    assert judged["passed"].all()  # identical waveforms beat any null of different clips
+    moved = judge(model, clips[:2].flip(0), clips[:2], ["stft"], null, check_label=True)
+    assert not moved["passed"].any() and not moved["failed"].str.contains("label").any()

@@ -149,9 +149,11 @@ class LabelSpace:
         Raises
         ------
         ConfigError
-            16-way decisions asked of a model that is not an ImageNet-1k classifier, or
-            of logits that do not have 1000 classes.
+            A model that is not a classifier (:func:`require_classifier`); 16-way
+            decisions asked of a model that is not an ImageNet-1k classifier, or of
+            logits that do not have 1000 classes.
         """
+        require_classifier(model)
         if self.resolved(model.label_space) == SIXTEEN_WAY:
             if logits.shape[-1] != 1000:
                 raise ConfigError(
@@ -208,6 +210,28 @@ class LabelSpace:
         return imagenet_to_16way(index, self.rule)
 
 
+def require_classifier(model: PixelModel) -> None:
+    """Refuse a model whose output is not class scores (it has no decisions).
+
+    Parameters
+    ----------
+    model
+        The model asked for a decision; :attr:`~metamers.models.PixelModel.is_classifier`
+        is false for, e.g., the silero-vad speech detector (a speech probability per chunk).
+
+    Raises
+    ------
+    ConfigError
+        When ``model`` is not a classifier.
+    """
+    if not model.is_classifier:
+        raise ConfigError(
+            f"{model.name} is not a classifier (its output is not class scores: "
+            f"{model.info.get('task', 'no labels')}); use it with extract, null or "
+            "the representation test"
+        )
+
+
 def classify(
     model: PixelModel,
     stimuli: torch.Tensor,
@@ -233,7 +257,13 @@ def classify(
     -------
     numpy.ndarray
         ``(N,)`` decisions (class or category indices).
+
+    Raises
+    ------
+    ConfigError
+        ``model`` is not a classifier (:func:`require_classifier`).
     """
+    require_classifier(model)
     labels = labels or LabelSpace()
     decisions = []
     for start in range(0, stimuli.shape[0], batch_size):

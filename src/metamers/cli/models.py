@@ -133,7 +133,7 @@ def classify_command(
     import pandas as pd
     import torch
 
-    from metamers.decisions import LabelSpace
+    from metamers.decisions import LabelSpace, require_classifier
     from metamers.io import check_writable_file, write_table
     from metamers.stimuli import resolve_stimuli
 
@@ -148,12 +148,7 @@ def classify_command(
     net = open_model(
         model, random_weights=random_weights, weights=weights, trust_code=trust_code, device=device
     )
-    if not net.is_classifier:
-        raise ConfigError(
-            f"{net.name} is not a classifier (its output is not class scores: "
-            f"{net.info.get('task', 'no labels')}); use it with extract, null or "
-            "evaluate --representation-test"
-        )
+    require_classifier(net)
     sixteen = LabelSpace("16-way", rule) if sixteen_way else None
     if sixteen is not None:
         sixteen.resolved(net.label_space)  # refuses a model that is not an ImageNet classifier

@@ -80,7 +80,9 @@ def recognition_table(
     results
         Metamers (typically only the accepted ones).
     observers
-        Models that classify them (the generator may be among them).
+        Models that classify them (the generator may be among them). Observers
+        that are not classifiers (``is_classifier`` false, e.g. ``silero_vad``)
+        have no decisions and get no rows: they serve the representation test.
     generators
         Generating models by name, to label the references (single-model metamers);
         when missing, ``correct_vs_generator`` is NaN.
@@ -107,7 +109,7 @@ def recognition_table(
     references = torch.stack([r.reference for r in results])
     labels = labels or LabelSpace()
     frames = []
-    for observer in observers:
+    for observer in (o for o in observers if o.is_classifier):
         truth = _true_targets(results, targets or {}, observer, labels)
         generator_labels = _generator_labels(results, generators or {}, observer, labels)
         on_metamer = classify(observer, metamers, labels)
@@ -128,7 +130,7 @@ def recognition_table(
                 }
             )
         )
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _compare(choices: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -148,7 +150,7 @@ def _generator_labels(
     """
     decided = np.full(len(results), np.nan)
     for name, model in generators.items():
-        if labels.describe(model) != labels.describe(observer):
+        if not model.is_classifier or labels.describe(model) != labels.describe(observer):
             continue
         rows = [i for i, r in enumerate(results) if r.models == (name,)]
         if rows:

@@ -492,6 +492,8 @@ def _run_evaluate(ctx: TaskContext) -> dict[str, Any]:
         seed=settings["seed"],
     )
     evaluated.save(ctx.out)
+    if evaluated.recognition.empty:  # an observer with no decisions (not a classifier)
+        return summary
     return summary | {
         "agrees_with_reference": float(evaluated.recognition["agrees_with_reference"].mean()),
     }

@@ -165,7 +165,8 @@ def judge(
         ImageNet models, as published; the model's own classes otherwise).
     check_label
         Require the label test (acceptance); ``False`` judges similarities only
-        (representation test).
+        (representation test). A model that is not a classifier has no decision
+        to match, so only its similarities are judged.
     stimulus_ids
         A name per stimulus (default ``"0"``, ``"1"``, ...).
     batch_size
@@ -198,6 +199,7 @@ def judge(
     """
     criterion = criterion or NullCriterion()
     labels = labels or LabelSpace()
+    check_label = check_label and model.is_classifier
     layers = list(dict.fromkeys(model.check_layers(layers)))
     check_null_for_model(null, model, layers)
     criterion.check(null)
