@@ -50,3 +50,12 @@ def test_a_missing_stimulus_is_a_value_error(tmp_path):
 
     with pytest.raises(ValueError, match="not found"):
         load_image(tmp_path / "absent.png")
+
+
+def test_a_damaged_result_error_survives_pickling_between_processes(tmp_path):
+    import pickle
+
+    error = DamagedResult(tmp_path / "metamer.safetensors", "digest differs")
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is DamagedResult and str(again) == str(error)
+    assert again.path == error.path

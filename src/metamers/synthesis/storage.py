@@ -64,6 +64,11 @@ class DamagedResult(ConfigError):
             "to make it again"
         )
         self.path = path
+        self.reason = reason
+
+    def __reduce__(self):
+        # re-created from its arguments, so it crosses process boundaries (Ray workers)
+        return type(self), (self.path, self.reason)
 
 
 def legacy_name(text: str) -> str:
