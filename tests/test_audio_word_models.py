@@ -140,3 +140,40 @@ def test_robust_fine_tuning_runs_pgd_on_waveforms():
                      lambda e, loss: losses.append(loss))  # fmt: skip
     assert np.isfinite(losses).all() and TRAIN_ATTACK.epsilon == pytest.approx(8e-4)
     assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_robust_fine_tuning_refuses_more_clips_per_pass_than_the_corpus_has():
+    from dataclasses import replace
+
+    from metamers.models.words.training import _fit_adversarial, build_word_net
+
+    spec = replace(WORD_SPECS["word_cnn_robust_s0"], robust_examples=10**6)
+    with pytest.raises(ValueError, match="training clips; use more epochs"):
+        _fit_adversarial(
+            build_word_net("cnn", len(WORDS)), spec, word_corpus(), torch.Generator(), None
+        )
+
+
+@pytest.mark.parametrize("arch", ["resnet"])
+def test_robust_word_models_beat_standard_ones_under_attack(arch, first_words):
+    from dataclasses import replace
+
+    from metamers.models.words.training import EVAL_ATTACK
+    from metamers.models.zoo.attack import robust_correct
+
+    standard, robust = f"word_{arch}_s0", f"word_{arch}_robust_s0"
+    entries = MANIFEST["models"]
+    assert entries[robust]["robust_accuracy"] > entries[standard]["robust_accuracy"] + 0.05
+    waves, targets = first_words[0][:32], first_words[1][:32]
+    attack = replace(
+        EVAL_ATTACK, epsilon=2 * EVAL_ATTACK.epsilon, step_size=2 * EVAL_ATTACK.step_size
+    )
+    correct = {
+        name: int(
+            robust_correct(
+                load_model(name).net, waves, targets, attack, input_range=(-1.0, 1.0)
+            ).sum()
+        )
+        for name in (standard, robust)
+    }
+    assert correct[robust] > correct[standard], correct

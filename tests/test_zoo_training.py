@@ -66,3 +66,19 @@ def test_architectures_map_digits_to_ten_logits(arch):
     assert net(torch.rand(3, 1, 28, 28)).shape == (3, 10)
     relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
     assert relus and len({id(m) for m in relus}) == len(relus)
+
+
+def test_saving_unchanged_weights_keeps_the_file_and_its_checksum(tmp_path):
+    from metamers.models.zoo.manifest import save_zoo_weights
+
+    spec = ZOO_SPECS["mnist_mlp_s0"]
+    net = build_net(spec.arch)
+    record = {"accuracy": 0.1}
+    first = save_zoo_weights(tmp_path, spec, net, record)
+    stored = (tmp_path / first["file"]).read_bytes()
+    for _ in range(5):  # safetensors writes its header in no fixed order
+        assert save_zoo_weights(tmp_path, spec, net, record)["sha256"] == first["sha256"]
+        assert (tmp_path / first["file"]).read_bytes() == stored
+    with torch.no_grad():
+        next(net.parameters()).add_(1.0)
+    assert save_zoo_weights(tmp_path, spec, net, record)["sha256"] != first["sha256"]

@@ -40,8 +40,9 @@ class WordSpec:
         Largest cochleagram shift (channels, frames) and mask width of the
         augmentation (see ``training.augment_cochleagrams``).
     robust_examples
-        Training clips of each adversarial fine-tuning pass (half of each batch
-        attacked; clean or in noise as in standard training).
+        Training clips of each adversarial fine-tuning pass, drawn afresh each pass
+        (half of each batch attacked; clean or in noise as in standard training);
+        at most the corpus's training clips (3,200 for ``bundled:words``).
     """
 
     name: str
@@ -87,7 +88,7 @@ def _make_specs() -> dict[str, WordSpec]:
             specs[name] = WordSpec(name=name, arch=arch, seed=seed)
         name = f"word_{arch}_robust_s0"
         specs[name] = WordSpec(
-            name=name, arch=arch, seed=0, robust=True, epochs=1, lr=1e-4, robust_examples=1024
+            name=name, arch=arch, seed=0, robust=True, epochs=2, lr=1e-3, robust_examples=3200
         )
     return specs
 

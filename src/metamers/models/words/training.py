@@ -37,7 +37,7 @@ scaled to the corpus level (RMS 0.04); 2 steps from a random start to fit 2 CPU 
 EVAL_ATTACK = PGDConfig(epsilon=8e-4, steps=5, step_size=3e-4)
 """L∞ PGD on the waveform for measuring robustness (5 steps, as in published training)."""
 
-EVAL_ATTACK_CLIPS = 64
+EVAL_ATTACK_CLIPS = 256
 """Clean test clips attacked to measure robust accuracy (each attack runs the cochleagram)."""
 
 NOISY_VERSIONS = 1
@@ -174,6 +174,27 @@ def held_out_waveforms(corpus: WordCorpus, n: int) -> tuple[torch.Tensor, torch.
     return waves, torch.tensor(rows["target"].tolist(), dtype=torch.long)
 
 
+def word_robust_accuracy(
+    net: nn.Module, corpus: WordCorpus, attack: PGDConfig = EVAL_ATTACK
+) -> float:
+    """Accuracy of a word network on the first :data:`EVAL_ATTACK_CLIPS` clean test clips under PGD.
+
+    The attack is seeded, so the same network gets the same number every time
+    (what ``words.json`` records as ``robust_accuracy``).
+
+    Parameters
+    ----------
+    net
+        A word network (cochleagram first), in eval mode.
+    corpus
+        The word corpus.
+    attack
+        The waveform attack (default :data:`EVAL_ATTACK`).
+    """
+    waves, targets = held_out_waveforms(corpus, EVAL_ATTACK_CLIPS)
+    return robust_accuracy(net, waves, targets, attack, batch_size=32, input_range=(-1.0, 1.0))
+
+
 def _body(net: nn.Sequential) -> nn.Sequential:
     """The network after its cochleagram (what runs on cached cochleagrams)."""
     return net[1:]
@@ -226,10 +247,7 @@ def train_word_net(
         targets = features["test_targets"]
         clean = accuracy(lambda x: body(x.float()), features["test_clean"], targets)
         noisy = accuracy(lambda x: body(x.float()), features["test_noisy"], targets)
-        waves, wave_targets = held_out_waveforms(corpus, EVAL_ATTACK_CLIPS)
-        robust = robust_accuracy(
-            net, waves, wave_targets, EVAL_ATTACK, batch_size=32, input_range=(-1.0, 1.0)
-        )
+        robust = word_robust_accuracy(net, corpus)
     net.requires_grad_(False)
     return WordTrainResult(net, clean, noisy, robust, seconds, final_loss)
 
@@ -347,6 +365,11 @@ def _fit_adversarial(
     (its layers in eval mode), so a short fine-tuning cannot shift them.
     """
     rows = corpus.rows("train", "clean")
+    if spec.robust_examples > len(rows):
+        raise ValueError(
+            f"{spec.name}: robust_examples={spec.robust_examples} but the corpus has "
+            f"{len(rows)} training clips; use more epochs instead"
+        )
     targets = rows["target"].to_numpy()
     steps = spec.epochs * math.ceil(spec.robust_examples / spec.batch_size)
     optimizer, schedule = _schedule(net, spec, steps)

@@ -125,6 +125,37 @@ def accuracy(
     return correct / len(images)
 
 
+def robust_correct(
+    net: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    config: PGDConfig = EVAL_ATTACK,
+    *,
+    seed: int = 0,
+    batch_size: int = 250,
+    input_range: tuple[float, float] = (0.0, 1.0),
+) -> torch.Tensor:
+    """Whether each PGD adversarial version of ``images`` is still classified right.
+
+    The per-stimulus outcomes behind :func:`robust_accuracy`, for paired comparisons
+    of two networks on the same stimuli; same parameters.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N,)`` booleans.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    correct = []
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size]
+        y = targets[start : start + batch_size]
+        adversarial = pgd_attack(net, x, y, config, generator=generator, input_range=input_range)
+        with torch.no_grad():
+            correct.append(net(adversarial).argmax(1) == y)
+    return torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
+
+
 def robust_accuracy(
     net: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
@@ -154,12 +185,7 @@ def robust_accuracy(
     input_range
         Valid stimulus range the attack stays in (``(-1, 1)`` for waveforms).
     """
-    generator = torch.Generator().manual_seed(seed)
-    correct = 0
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size]
-        y = targets[start : start + batch_size]
-        adversarial = pgd_attack(net, x, y, config, generator=generator, input_range=input_range)
-        with torch.no_grad():
-            correct += int((net(adversarial).argmax(1) == y).sum())
-    return correct / len(images)
+    correct = robust_correct(
+        net, images, targets, config, seed=seed, batch_size=batch_size, input_range=input_range
+    )
+    return int(correct.sum()) / len(images)

@@ -108,6 +108,20 @@ def save_zoo_weights(
     return save_weights(directory, MANIFEST_NAME, manifest_header(), spec, net, record)
 
 
+def _holds(path: Path, state: dict[str, torch.Tensor]) -> bool:
+    """Whether ``path`` already stores exactly these tensors.
+
+    Safetensors headers are written in no fixed order, so re-saving unchanged
+    weights would change the file's bytes (and its checksum) for nothing.
+    """
+    if not path.exists():
+        return False
+    stored = load_file(str(path))
+    return stored.keys() == state.keys() and all(
+        torch.equal(stored[key], value) for key, value in state.items()
+    )
+
+
 def save_weights(
     directory: str | Path,
     manifest_name: str,
@@ -143,8 +157,9 @@ def save_weights(
     directory = Path(directory)
     path = directory / f"{spec.name}.safetensors"
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"name": spec.name, "arch": spec.arch})
+    if not _holds(path, state):
+        with atomic_path(path) as tmp:
+            save_file(state, str(tmp), metadata={"name": spec.name, "arch": spec.arch})
     entry = {
         **spec.hyper_parameters(),
         **record,
