@@ -1,7 +1,8 @@
 """Print the word models' measured accuracies as the markdown table of docs/audio.md.
 
 Run from the repository root: ``python scripts/word_models_table.py [weights_dir]``. Each
-accuracy gets a 95 % Wilson interval over its clips (400 test clips; 64 under attack).
+accuracy gets a 95 % Wilson interval over its clips (400 test clips; under attack, the
+manifest's ``attacks.eval.clips``).
 """
 
 from __future__ import annotations

@@ -192,7 +192,11 @@ class LBFGS(ItemOptimizer):
     ``range_mode="penalty"``). On the published ``normalized_l2`` (a norm, with
     no curvature along the way to its minimum) under clamping, it converges
     and then may wander off again, as ``torch.optim.LBFGS`` without line
-    search does on the same problem.
+    search does on the same problem. Even on smooth objectives, once an item
+    has converged its float32 gradients are mostly rounding noise and a
+    single step can raise its loss by orders of magnitude; stop rules
+    (``loss_threshold``, ``stop_plateau_steps``) end such items before they
+    wander.
     """
 
     CURVATURE_TOL = 1e-6
