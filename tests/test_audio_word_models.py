@@ -154,7 +154,7 @@ def test_robust_fine_tuning_refuses_more_clips_per_pass_than_the_corpus_has():
         )
 
 
-@pytest.mark.parametrize("arch", ["resnet"])
+@pytest.mark.parametrize("arch", ["cnn", "resnet"])
 def test_robust_word_models_beat_standard_ones_under_attack(arch, first_words):
     from dataclasses import replace
 
