@@ -42,7 +42,8 @@ def run(model, layer, refs, steps=60, seed=0, item_seeds=None, **overrides) -> M
 
 
 # L-BFGS without a line search needs a smooth problem (mse with the range
-# penalty; on normalized_l2 under clamping it stalls). Even there, once it has
+# penalty; on normalized_l2 under clamping it converges, then may wander off
+# again, as torch.optim.LBFGS without line search does). Even there, once it has
 # converged, float32 gradients are mostly rounding noise and one step can throw
 # an item off again (on an AVX2 CPU with 2 threads, item 1 rose 200x at step
 # 199 of 200); whether that happens by a given step depends on the last bits of
